@@ -1,0 +1,1 @@
+"""Audit: the platform's own audit events and, later, audit-event search."""

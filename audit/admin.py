@@ -1,0 +1,1 @@
+"""Admin for audit (audit search arrives with the audit-search issue)."""

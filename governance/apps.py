@@ -1,0 +1,7 @@
+"""App configuration for governance."""
+
+from django.apps import AppConfig
+
+
+class GovernanceConfig(AppConfig):
+    name = "governance"

@@ -1,0 +1,34 @@
+"""Choices used across governance: revision lifecycle and envelope field roles."""
+
+from django.db import models
+
+
+class RevisionStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    ACTIVE = "active", "Active"
+    DEPRECATED = "deprecated", "Deprecated"
+    RETIRED = "retired", "Retired"
+
+
+INGESTIBLE_STATUSES = frozenset({RevisionStatus.ACTIVE, RevisionStatus.DEPRECATED})
+
+
+class FieldRole(models.TextChoices):
+    """Which envelope fact a schema field carries (mirrors ``telemetry.v1.FieldRole``)."""
+
+    EVENT_ID = "event_id", "Event id"
+    OCCURRED_AT = "occurred_at", "Occurred at"
+    SOURCE = "source", "Source"
+    SURFACE = "surface", "Surface"
+    CLIENT_BUILD_ID = "client_build_id", "Client build id"
+    APP_VERSION = "app_version", "App version"
+    PROTOCOL_VERSION = "protocol_version", "Protocol version"
+    REQUEST_ID = "request_id", "Request id"
+    TRACEPARENT = "traceparent", "W3C traceparent"
+    TRACESTATE = "tracestate", "W3C tracestate"
+    SESSION_ID = "session_id", "Session id"
+    DEVICE_ID = "device_id", "Device id"
+    ACTOR = "actor", "Actor"
+    TOPIC = "topic", "Topic"
+    RUN_ID = "run_id", "Run id"
+    WORKER_ID = "worker_id", "Worker id"

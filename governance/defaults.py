@@ -1,0 +1,69 @@
+"""The default governance configuration that `manage.py bootstrap` loads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .protoc import PLATFORM_PROTO_ROOT
+
+
+@dataclass(frozen=True)
+class EventClassDefault:
+    name: str
+    retention_days: int
+    description: str
+
+
+@dataclass(frozen=True)
+class PlatformSchema:
+    name: str
+    event_class: str
+    message_name: str
+    description: str
+
+
+DEFAULT_EVENT_CLASSES = (
+    EventClassDefault("audit_event", 400, "Security-relevant actions, searchable by analysts."),
+    EventClassDefault("service_metric", 90, "Counter, gauge and histogram samples of services."),
+    EventClassDefault("client_diagnostic", 30, "Diagnostics from web, desktop and mobile clients."),
+    EventClassDefault(
+        "performance_budget_sample", 365, "Measured values from release performance sign-offs."
+    ),
+)
+
+PLATFORM_SCHEMAS = (
+    PlatformSchema(
+        "telemetry.audit_event.v1",
+        "audit_event",
+        "telemetry.v1.AuditEvent",
+        "Audit events in the control service's shape; also the platform's own audit log.",
+    ),
+    PlatformSchema(
+        "telemetry.service_metric.v1",
+        "service_metric",
+        "telemetry.v1.ServiceMetric",
+        "Service counter, gauge and histogram samples.",
+    ),
+    PlatformSchema(
+        "telemetry.client_diagnostic.v1",
+        "client_diagnostic",
+        "telemetry.v1.ClientDiagnostic",
+        "Generic client diagnostics.",
+    ),
+    PlatformSchema(
+        "telemetry.performance_budget_sample.v1",
+        "performance_budget_sample",
+        "telemetry.v1.PerformanceBudgetSample",
+        "One measured value of a release performance sign-off.",
+    ),
+)
+
+PLATFORM_AUDIT_SCHEMA = "telemetry.audit_event.v1"
+PLATFORM_SOURCE = "platform"
+PLATFORM_PROTO_FILES = ("telemetry/v1/events.proto", "telemetry/v1/options.proto")
+
+
+def platform_proto_sources() -> dict[str, str]:
+    """Return the platform's event .proto files, by their import path."""
+    return {name: (Path(PLATFORM_PROTO_ROOT) / name).read_text() for name in PLATFORM_PROTO_FILES}

@@ -1,0 +1,95 @@
+"""Governance records: event classes with retention, schemas and their revisions."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+
+from .choices import RevisionStatus
+
+identifier_validator = RegexValidator(
+    r"^[a-z][a-z0-9_]{0,39}$",
+    "Use lower-case letters, digits and underscores, starting with a letter (at most 40).",
+)
+schema_name_validator = RegexValidator(
+    r"^[A-Za-z][A-Za-z0-9_.\-]{0,199}$",
+    "Use letters, digits, dots, dashes and underscores, starting with a letter.",
+)
+
+
+class EventClass(models.Model):
+    """A class of telemetry (audit_event, service_metric, ...) and how long its events are kept."""
+
+    name = models.CharField(primary_key=True, max_length=48, validators=[identifier_validator])
+    description = models.TextField(blank=True)
+    retention_days = models.PositiveIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(36500)],
+        help_text="Events older than this many days are purged.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "event classes"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Schema(models.Model):
+    """A named event schema; its revisions evolve additively."""
+
+    name = models.CharField(max_length=200, unique=True, validators=[schema_name_validator])
+    event_class = models.ForeignKey(EventClass, on_delete=models.PROTECT, related_name="schemas")
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SchemaRevision(models.Model):
+    """One version of a schema: the .proto source, its compiled descriptors and field roles."""
+
+    schema = models.ForeignKey(Schema, on_delete=models.PROTECT, related_name="revisions")
+    version = models.PositiveIntegerField()
+    status = models.CharField(
+        max_length=16, choices=RevisionStatus.choices, default=RevisionStatus.ACTIVE
+    )
+    message_name = models.CharField(
+        max_length=300, help_text="Fully qualified name of the message that is the event."
+    )
+    proto_files = models.JSONField(help_text="The uploaded .proto sources: file name -> text.")
+    descriptor_set = models.BinaryField(help_text="Compiled FileDescriptorSet, imports included.")
+    roles = models.JSONField(default=dict, help_text="Envelope role -> field path.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["schema__name", "version"]
+        constraints = [
+            models.UniqueConstraint(fields=["schema", "version"], name="schema_revision_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.schema.name} v{self.version}"
+
+
+class PolicyEpoch(models.Model):
+    """A single counter bumped in the same transaction as any schema or policy change.
+
+    Each process compares it with the epoch its compiled plans were built at, and
+    rebuilds them when it moved, so no process keeps enforcing a stale policy.
+    """
+
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"policy epoch {self.value}"

@@ -1,0 +1,166 @@
+"""Reads of governance state, including the per-process cache of compiled schema plans."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from django.db.models import Prefetch
+
+from telemetry_platform.conf import telemetry_settings
+
+from .choices import INGESTIBLE_STATUSES, RevisionStatus
+from .models import EventClass, PolicyEpoch, Schema, SchemaRevision
+from .schemas import CompiledSchema, load_schema
+
+
+@dataclass(frozen=True)
+class SchemaPlan:
+    """Everything ingest needs to validate one schema's events, compiled once per revision."""
+
+    schema_name: str
+    event_class: str
+    revision_id: int
+    version: int
+    status: str
+    compiled: CompiledSchema
+    roles: Mapping[str, str]
+
+    @property
+    def deprecated(self) -> bool:
+        return self.status == RevisionStatus.DEPRECATED
+
+
+@dataclass(frozen=True)
+class SchemaRefusal:
+    """Why a schema name cannot take events right now (no ingestible revision)."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class _IndexEntry:
+    schema_name: str
+    event_class: str
+    revision: SchemaRevision | None
+    refusal: SchemaRefusal | None
+
+
+def policy_epoch_get() -> int:
+    """Return the current policy epoch (0 before any change was recorded)."""
+    return PolicyEpoch.objects.filter(pk=1).values_list("value", flat=True).first() or 0
+
+
+def schema_revision_ingestible(revisions: list[SchemaRevision]) -> SchemaRevision | None:
+    """Return the newest active or deprecated revision, or None."""
+    for revision in sorted(revisions, key=lambda r: r.version, reverse=True):
+        if revision.status in INGESTIBLE_STATUSES:
+            return revision
+    return None
+
+
+def _refusal_for(revisions: list[SchemaRevision]) -> SchemaRefusal:
+    statuses = {revision.status for revision in revisions}
+    if statuses == {RevisionStatus.RETIRED}:
+        return SchemaRefusal("schema_retired", "every revision of this schema is retired")
+    if RevisionStatus.DRAFT in statuses:
+        return SchemaRefusal("schema_draft", "this schema has no active revision yet (draft)")
+    return SchemaRefusal("schema_inactive", "this schema has no active revision")
+
+
+class SchemaPlanCache:
+    """Per-process cache of schema plans, refreshed when the policy epoch moves.
+
+    The epoch is read at most once per ``PLAN_REFRESH_SECONDS``; between reads a
+    batch resolves schemas from memory with no database query per event.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._epoch: int | None = None
+        self._checked_at = 0.0
+        self._index: dict[str, _IndexEntry] = {}
+        self._plans: dict[int, SchemaPlan] = {}
+
+    def refresh(self, *, force: bool = False, throttle: bool = True) -> None:
+        """Reload the schema index if the policy epoch changed (or ``force``).
+
+        With ``throttle`` the epoch is read at most once per PLAN_REFRESH_SECONDS.
+        """
+        now = time.monotonic()
+        recent = now - self._checked_at < telemetry_settings.PLAN_REFRESH_SECONDS
+        if not force and throttle and recent:
+            return
+        epoch = policy_epoch_get()
+        with self._lock:
+            self._checked_at = now
+            if force or epoch != self._epoch:
+                self._index = self._load_index()
+                live = {e.revision.pk for e in self._index.values() if e.revision is not None}
+                self._plans = {pk: plan for pk, plan in self._plans.items() if pk in live}
+                self._epoch = epoch
+
+    @staticmethod
+    def _load_index() -> dict[str, _IndexEntry]:
+        index = {}
+        schemas = Schema.objects.prefetch_related(
+            Prefetch("revisions", queryset=SchemaRevision.objects.defer("proto_files"))
+        )
+        for schema in schemas:
+            revisions = list(schema.revisions.all())
+            revision = schema_revision_ingestible(revisions)
+            index[schema.name] = _IndexEntry(
+                schema_name=schema.name,
+                event_class=schema.event_class_id,
+                revision=revision,
+                refusal=None if revision else _refusal_for(revisions),
+            )
+        return index
+
+    def get(self, schema_name: str) -> SchemaPlan | SchemaRefusal | None:
+        """Return the plan for ``schema_name``, why it is refused, or None if unknown."""
+        entry = self._index.get(schema_name)
+        if entry is None:
+            return None
+        if entry.revision is None:
+            return entry.refusal
+        plan = self._plans.get(entry.revision.pk)
+        if plan is None:
+            plan = self._compile(entry)
+        return plan
+
+    def _compile(self, entry: _IndexEntry) -> SchemaPlan:
+        revision = entry.revision
+        assert revision is not None
+        plan = SchemaPlan(
+            schema_name=entry.schema_name,
+            event_class=entry.event_class,
+            revision_id=revision.pk,
+            version=revision.version,
+            status=revision.status,
+            compiled=load_schema(bytes(revision.descriptor_set), revision.message_name),
+            roles=MappingProxyType(dict(revision.roles)),
+        )
+        with self._lock:
+            self._plans[revision.pk] = plan
+        return plan
+
+    def clear(self) -> None:
+        """Forget everything (tests use this between database resets)."""
+        with self._lock:
+            self._epoch = None
+            self._checked_at = 0.0
+            self._index = {}
+            self._plans = {}
+
+
+schema_plans = SchemaPlanCache()
+
+
+def event_class_list() -> list[EventClass]:
+    """Return every event class, by name."""
+    return list(EventClass.objects.order_by("name"))

@@ -1,0 +1,182 @@
+"""Writes of governance: event classes, schema registration and the default configuration."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import F
+
+from audit.services import audit_event_record
+
+from .choices import RevisionStatus
+from .defaults import DEFAULT_EVENT_CLASSES, PLATFORM_SCHEMAS, platform_proto_sources
+from .models import EventClass, PolicyEpoch, Schema, SchemaRevision
+from .protoc import ProtoCompileError, compile_protos_serialized
+from .schemas import SchemaDefinitionError, derive_roles, load_schema
+
+logger = logging.getLogger(__name__)
+
+
+class SchemaRegistrationError(Exception):
+    """Registration refused; ``code`` names the reason, ``errors`` lists the details."""
+
+    def __init__(self, code: str, errors: list[str]) -> None:
+        self.code = code
+        self.errors = errors
+        super().__init__(f"{code}: " + "; ".join(errors))
+
+
+def policy_epoch_bump() -> int:
+    """Move the policy epoch on, in the caller's transaction; return the new value."""
+    updated = PolicyEpoch.objects.filter(pk=1).update(value=F("value") + 1)
+    if not updated:
+        PolicyEpoch.objects.get_or_create(pk=1, defaults={"value": 1})
+    return PolicyEpoch.objects.get(pk=1).value
+
+
+@transaction.atomic
+def event_class_ensure(
+    *, name: str, retention_days: int, description: str = ""
+) -> tuple[EventClass, bool]:
+    """Create the event class and its storage partition if missing; never change an existing one."""
+    from ingest.partitions import event_class_partition_ensure
+
+    event_class, created = EventClass.objects.get_or_create(
+        name=name, defaults={"retention_days": retention_days, "description": description}
+    )
+    event_class_partition_ensure(name)
+    return event_class, created
+
+
+@transaction.atomic
+def event_class_retention_update(
+    *, event_class: EventClass, retention_days: int, actor: AbstractBaseUser | None
+) -> EventClass:
+    """Set how many days events of a class are kept, and record who changed it."""
+    previous = event_class.retention_days
+    if previous == retention_days:
+        return event_class
+    event_class.retention_days = retention_days
+    event_class.full_clean()
+    event_class.save(update_fields=["retention_days", "updated_at"])
+    policy_epoch_bump()
+    audit_event_record(
+        event_name="platform.retention.updated",
+        actor=actor,
+        attributes={
+            "event_class": event_class.name,
+            "old_retention_days": str(previous),
+            "new_retention_days": str(retention_days),
+        },
+    )
+    return event_class
+
+
+@dataclass(frozen=True)
+class RegisteredRevision:
+    revision: SchemaRevision
+    created: bool
+
+
+@transaction.atomic
+def schema_register(
+    *,
+    name: str,
+    event_class: str,
+    proto_files: Mapping[str, str],
+    message_name: str,
+    roles: Mapping[str, str] | None = None,
+    status: str = RevisionStatus.ACTIVE,
+    description: str = "",
+    actor: AbstractBaseUser | None,
+) -> RegisteredRevision:
+    """Compile ``proto_files`` and register the message as a new revision of schema ``name``.
+
+    Registering sources identical to the latest revision's is a no-op, so the default
+    configuration load can run on every deploy.
+    """
+    try:
+        serialized = compile_protos_serialized(proto_files)
+    except ProtoCompileError as exc:
+        raise SchemaRegistrationError("proto_compile_error", exc.errors) from exc
+    try:
+        compiled = load_schema(serialized, message_name)
+        derived_roles = derive_roles(compiled, dict(roles or {}))
+    except SchemaDefinitionError as exc:
+        raise SchemaRegistrationError("invalid_schema", exc.errors) from exc
+    klass = EventClass.objects.filter(name=event_class).first()
+    if klass is None:
+        raise SchemaRegistrationError("unknown_event_class", [f"no event class {event_class!r}"])
+    schema, _ = Schema.objects.select_for_update().get_or_create(
+        name=name, defaults={"event_class": klass, "description": description}
+    )
+    if schema.event_class_id != klass.name:
+        raise SchemaRegistrationError(
+            "event_class_mismatch",
+            [f"schema {name!r} belongs to event class {schema.event_class_id!r}"],
+        )
+    latest = schema.revisions.order_by("-version").first()
+    if (
+        latest is not None
+        and bytes(latest.descriptor_set) == serialized
+        and latest.message_name == message_name
+        and latest.roles == derived_roles
+    ):
+        return RegisteredRevision(latest, created=False)
+    revision = SchemaRevision.objects.create(
+        schema=schema,
+        version=(latest.version + 1) if latest else 1,
+        status=status,
+        message_name=message_name,
+        proto_files=dict(proto_files),
+        descriptor_set=serialized,
+        roles=derived_roles,
+        created_by=actor if actor is not None and actor.is_authenticated else None,
+    )
+    policy_epoch_bump()
+    audit_event_record(
+        event_name="platform.schema.registered",
+        actor=actor,
+        attributes={
+            "schema": name,
+            "version": str(revision.version),
+            "message": message_name,
+            "status": status,
+        },
+    )
+    return RegisteredRevision(revision, created=True)
+
+
+@transaction.atomic
+def default_configuration_load(*, actor: AbstractBaseUser | None = None) -> list[str]:
+    """Load the default governance configuration; idempotent. Return what changed, a line each."""
+    changes = []
+    PolicyEpoch.objects.get_or_create(pk=1)
+    for default in DEFAULT_EVENT_CLASSES:
+        _, created = event_class_ensure(
+            name=default.name,
+            retention_days=default.retention_days,
+            description=default.description,
+        )
+        if created:
+            changes.append(f"event class {default.name}: retention {default.retention_days} days")
+    sources = platform_proto_sources()
+    for platform_schema in PLATFORM_SCHEMAS:
+        registered = schema_register(
+            name=platform_schema.name,
+            event_class=platform_schema.event_class,
+            proto_files=sources,
+            message_name=platform_schema.message_name,
+            description=platform_schema.description,
+            actor=actor,
+        )
+        if registered.created:
+            changes.append(f"schema {platform_schema.name} v{registered.revision.version}")
+    from telemetry_platform.beat import beat_schedule_seed
+
+    changes.extend(beat_schedule_seed())
+    return changes

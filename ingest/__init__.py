@@ -1,0 +1,1 @@
+"""Ingest: API keys, the event pipeline and the event store."""

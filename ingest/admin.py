@@ -1,0 +1,108 @@
+"""Admin for ingest: API keys (secret shown once) and the stored events (read-only)."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.html import format_html
+
+from .models import ApiKey, Event
+from .services import api_key_create, api_key_revoke
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ("name", "source", "prefix", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    search_fields = ("name", "source", "prefix")
+    readonly_fields = ("prefix", "created_at", "created_by", "last_used_at", "revoked_at")
+    actions = ["revoke_keys"]
+
+    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple:
+        if obj is None:
+            return ("name", "source")
+        return ("name", "source", *self.readonly_fields)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple:
+        return ("name", "source", *self.readonly_fields) if obj is not None else ()
+
+    def has_delete_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
+        return False  # revoke instead, so events keep a known origin
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form, change: bool) -> None:
+        created = api_key_create(name=obj.name, source=obj.source, actor=request.user)
+        obj.pk = created.api_key.pk
+        request._created_api_key_secret = created.secret
+
+    def response_add(
+        self, request: HttpRequest, obj: ApiKey, post_url_continue=None
+    ) -> HttpResponse:
+        """Show the new key once, on a page of its own, never in a message or a log."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "API key created",
+            "api_key": obj,
+            "secret": request._created_api_key_secret,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/ingest/apikey/created.html", context)
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        revoked = 0
+        for api_key in queryset.filter(revoked_at__isnull=True):
+            api_key_revoke(api_key=api_key, actor=request.user)
+            revoked += 1
+        self.message_user(request, f"Revoked {revoked} API key(s).", messages.SUCCESS)
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = (
+        "occurred_at",
+        "event_class",
+        "schema_name",
+        "source",
+        "event_id",
+        "received_at",
+    )
+    list_filter = ("event_class",)
+    list_select_related = ("schema_revision__schema",)
+    search_fields = ("=event_id", "=request_id", "=trace_id")
+    show_full_result_count = False
+    list_per_page = 50
+    fields = (
+        "event_class",
+        "schema_revision",
+        "source",
+        "event_id",
+        "occurred_at",
+        "received_at",
+        "request_id",
+        "trace_id",
+        "actor_hash",
+        "ingest_request_id",
+        "payload_pretty",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="schema")
+    def schema_name(self, obj: Event) -> str:
+        return f"{obj.schema_revision.schema.name} v{obj.schema_revision.version}"
+
+    @admin.display(description="payload (redacted)")
+    def payload_pretty(self, obj: Event) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.payload, indent=2, sort_keys=True))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Event | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Event | None = None) -> bool:
+        return False  # events leave only through retention

@@ -1,0 +1,30 @@
+"""Error codes returned by the ingest API: a public contract, keep them stable."""
+
+
+class BatchCode:
+    """Codes for errors that refuse a whole request."""
+
+    MALFORMED_JSON = "malformed_json"
+    INVALID_ENCODING = "invalid_encoding"
+    NOT_AN_OBJECT = "body_not_an_object"
+    MISSING_EVENTS = "missing_events"
+    EVENTS_NOT_A_LIST = "events_not_a_list"
+    EMPTY_BATCH = "empty_batch"
+    INVALID_SCHEMA_NAME = "invalid_schema_name"
+    TOO_MANY_EVENTS = "too_many_events"
+    BODY_TOO_LARGE = "body_too_large"
+    UNSUPPORTED_CONTENT_TYPE = "unsupported_content_type"
+    MALFORMED_PROTOBUF = "malformed_protobuf"
+    STORE_UNAVAILABLE = "store_unavailable"
+
+
+class RejectCode:
+    """Codes for one event's rejection; the rest of its batch is unaffected."""
+
+    MISSING_SCHEMA = "missing_schema"
+    UNKNOWN_SCHEMA = "unknown_schema"
+    NOT_AN_OBJECT = "not_an_object"
+    INVALID_EVENT = "invalid_event"
+    MISSING_FIELD = "missing_field"
+    OUT_OF_RANGE = "out_of_range"
+    TOO_LONG = "too_long"

@@ -1,0 +1,80 @@
+"""The event store and the API keys that clients ingest with."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from governance.models import EventClass, SchemaRevision
+
+
+class ApiKey(models.Model):
+    """A credential for ingest clients. Only a SHA-256 of the secret is stored.
+
+    The key reads ``tgp_<prefix>_<secret>``; the prefix finds the row, the hash proves
+    the secret. Secrets are 256 random bits, so a fast hash is enough (no stretching).
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    source = models.CharField(
+        max_length=200,
+        help_text="Source recorded on events whose schema carries no source field.",
+    )
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    secret_hash = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class Event(models.Model):
+    """One accepted, redacted event.
+
+    The table is partitioned by event class (LIST) and within each class by time
+    (RANGE on occurred_at); see migration 0001 and docs/decisions.md. PostgreSQL
+    requires the partition keys in every unique constraint, so the primary key is
+    (event_class, occurred_at, id) and deduplication is on
+    (event_class, source, event_id, occurred_at). Django only needs ``id`` to be
+    unique, which the shared sequence guarantees.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    event_class = models.ForeignKey(
+        EventClass, on_delete=models.DO_NOTHING, db_column="event_class", db_constraint=False
+    )
+    schema_revision = models.ForeignKey(
+        SchemaRevision, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    source = models.CharField(max_length=200)
+    event_id = models.CharField(max_length=200)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField()
+    request_id = models.CharField(max_length=200, blank=True)
+    trace_id = models.CharField(max_length=32, blank=True)
+    actor_hash = models.CharField(max_length=200, blank=True)
+    ingest_request_id = models.CharField(
+        max_length=200, blank=True, help_text="x-request-id of the HTTP request that brought it."
+    )
+    payload = models.JSONField()
+
+    class Meta:
+        managed = False
+        db_table = "ingest_event"
+        ordering = ["-occurred_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event_class_id}:{self.source}:{self.event_id}"

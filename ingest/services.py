@@ -1,0 +1,176 @@
+"""Writes of ingest: API keys and the retention purge."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audit.services import audit_event_record
+from governance.models import EventClass
+from telemetry_platform.conf import telemetry_settings
+
+from .models import ApiKey
+
+logger = logging.getLogger(__name__)
+
+KEY_PREFIX = "tgp"
+LAST_USED_GRANULARITY = timedelta(minutes=1)
+
+
+def _secret_hash(presented: str) -> str:
+    return hashlib.sha256(presented.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class CreatedApiKey:
+    api_key: ApiKey
+    secret: str  # the full key, shown once and never stored
+
+
+@transaction.atomic
+def api_key_create(*, name: str, source: str = "", actor: AbstractBaseUser | None) -> CreatedApiKey:
+    """Create an API key and return it with its secret, which is not stored anywhere."""
+    prefix = secrets.token_hex(6)
+    secret = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    api_key = ApiKey.objects.create(
+        name=name,
+        source=source or name,
+        prefix=prefix,
+        secret_hash=_secret_hash(secret),
+        created_by=actor if actor is not None and actor.is_authenticated else None,
+    )
+    audit_event_record(
+        event_name="platform.api_key.created",
+        actor=actor,
+        attributes={"api_key_name": name, "api_key_prefix": prefix, "source": api_key.source},
+    )
+    return CreatedApiKey(api_key=api_key, secret=secret)
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey, actor: AbstractBaseUser | None) -> ApiKey:
+    """Revoke a key; requests using it are refused from now on."""
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+        audit_event_record(
+            event_name="platform.api_key.revoked",
+            actor=actor,
+            attributes={"api_key_name": api_key.name, "api_key_prefix": api_key.prefix},
+        )
+    return api_key
+
+
+@dataclass(frozen=True)
+class AuthOutcome:
+    api_key: ApiKey | None
+    code: str = ""
+    message: str = ""
+
+
+def api_key_authenticate(*, presented: str) -> AuthOutcome:
+    """Check a presented key; record when it was last used (at most once a minute)."""
+    parts = presented.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX:
+        return AuthOutcome(None, "invalid_api_key", "unknown API key")
+    api_key = ApiKey.objects.filter(prefix=parts[1]).first()
+    if api_key is None or not hmac.compare_digest(api_key.secret_hash, _secret_hash(presented)):
+        return AuthOutcome(None, "invalid_api_key", "unknown API key")
+    if api_key.revoked_at is not None:
+        return AuthOutcome(None, "revoked_api_key", "this API key has been revoked")
+    now = timezone.now()
+    if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_GRANULARITY:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    return AuthOutcome(api_key)
+
+
+# -- retention ------------------------------------------------------------------------
+
+
+def retention_cutoff_for(event_class: EventClass, *, now: datetime) -> datetime:
+    """Return the instant before which events of ``event_class`` are expired.
+
+    An event exactly at the cutoff is still within retention.
+    """
+    return now - timedelta(days=event_class.retention_days)
+
+
+@dataclass
+class PurgeResult:
+    now: datetime
+    deleted: dict[str, int] = field(default_factory=dict)
+    cutoffs: dict[str, datetime] = field(default_factory=dict)
+
+    @property
+    def total_deleted(self) -> int:
+        return sum(self.deleted.values())
+
+
+PURGE_BATCH_SQL = """
+DELETE FROM ingest_event
+WHERE event_class = %s AND id IN (
+    SELECT id FROM ingest_event
+    WHERE event_class = %s AND occurred_at < %s
+    LIMIT %s
+)
+"""
+
+
+def events_purge_expired(
+    *,
+    event_class: str | None = None,
+    now: datetime | None = None,
+    actor: AbstractBaseUser | None = None,
+) -> PurgeResult:
+    """Delete events older than their class retention, in bounded batches committed one by one.
+
+    Bounded batches keep locks short and memory flat; a purge stopped midway leaves
+    consistent data and the next run carries on.
+    """
+    now = now or timezone.now()
+    result = PurgeResult(now=now)
+    classes = EventClass.objects.order_by("name")
+    if event_class:
+        classes = classes.filter(name=event_class)
+    batch_size = telemetry_settings.PURGE_BATCH_SIZE
+    for klass in classes:
+        cutoff = retention_cutoff_for(klass, now=now)
+        result.cutoffs[klass.name] = cutoff
+        deleted = 0
+        started = time.monotonic()
+        while True:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(PURGE_BATCH_SQL, [klass.name, klass.name, cutoff, batch_size])
+                batch = cursor.rowcount
+            deleted += batch
+            if batch < batch_size:
+                break
+        result.deleted[klass.name] = deleted
+        logger.info(
+            "purged %d %s events older than %s in %.2fs",
+            deleted,
+            klass.name,
+            cutoff.isoformat(),
+            time.monotonic() - started,
+        )
+        if deleted:
+            audit_event_record(
+                event_name="platform.retention.purged",
+                actor=actor,
+                attributes={
+                    "event_class": klass.name,
+                    "cutoff": cutoff.isoformat(),
+                    "rows_deleted": str(deleted),
+                    "retention_days": str(klass.retention_days),
+                },
+            )
+    return result

@@ -1,0 +1,33 @@
+"""The platform's own settings (``TELEMETRY_*``): defaults here, overridable in Django settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+
+DEFAULTS: dict[str, Any] = {
+    # Largest request body accepted by POST /api/v1/events, in bytes (413 beyond it).
+    "MAX_BODY_BYTES": 5 * 1024 * 1024,
+    # Most events accepted in one batch (413 beyond it).
+    "MAX_EVENTS_PER_BATCH": 1000,
+    # Rows deleted per statement (and per transaction) by the retention purge.
+    "PURGE_BATCH_SIZE": 10_000,
+    # How often (seconds) a process checks whether schemas or policies changed.
+    "PLAN_REFRESH_SECONDS": 1.0,
+    # Keys for keyed hashes: key id -> secret. The active key hashes new data.
+    "HASH_KEYS": {"k1": "dev-insecure-hash-key-change-me"},
+    "HASH_KEY_ID": "k1",
+}
+
+
+class TelemetrySettings:
+    """Looks a name up as ``TELEMETRY_<NAME>`` in Django settings, falling back to DEFAULTS."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"unknown platform setting {name!r}")
+        return getattr(django_settings, f"TELEMETRY_{name}", DEFAULTS[name])
+
+
+telemetry_settings = TelemetrySettings()

@@ -1,0 +1,28 @@
+"""Request middleware: a request id on every request and response."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+
+REQUEST_ID_HEADER = "X-Request-Id"
+# A client's id is kept only if it is short and plain, so it is safe to log and echo.
+VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+class RequestIdMiddleware:
+    """Read ``X-Request-Id`` (or generate one), keep it on the request, echo it on the response."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        presented = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = presented if VALID_REQUEST_ID.match(presented) else uuid.uuid4().hex
+        request.request_id = request_id
+        response = self.get_response(request)
+        response[REQUEST_ID_HEADER] = request_id
+        return response

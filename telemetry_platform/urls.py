@@ -1,0 +1,12 @@
+"""URL routes: admin, the versioned API and the health check."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from .health import healthz
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("ingest.api.urls")),
+    path("healthz", healthz, name="healthz"),
+]

@@ -1,0 +1,35 @@
+"""Shared fixtures: the default configuration, API keys and a JSON client for the ingest API."""
+
+from __future__ import annotations
+
+import pytest
+
+from governance.selectors import schema_plans
+from governance.services import default_configuration_load
+from ingest.services import api_key_create
+from tests.factories import IngestClient
+
+
+@pytest.fixture(autouse=True)
+def _fresh_plan_cache():
+    """Compiled plans must not leak from one test's database state into the next."""
+    schema_plans.clear()
+    yield
+    schema_plans.clear()
+
+
+@pytest.fixture
+def platform_config(db):
+    """The default governance configuration, as `manage.py bootstrap` loads it."""
+    return default_configuration_load()
+
+
+@pytest.fixture
+def api_key(platform_config):
+    """A fresh ingest API key (with its one-time secret)."""
+    return api_key_create(name="control-service", source="control-service", actor=None)
+
+
+@pytest.fixture
+def ingest_client(client, api_key) -> IngestClient:
+    return IngestClient(client, api_key.secret)
