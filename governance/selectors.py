@@ -14,6 +14,7 @@ from telemetry_platform.conf import telemetry_settings
 
 from .choices import INGESTIBLE_STATUSES, RevisionStatus
 from .models import EventClass, PolicyEpoch, Schema, SchemaRevision
+from .redaction import RedactionPlan, redaction_plan_compile
 from .schemas import CompiledSchema, load_schema
 
 
@@ -28,6 +29,7 @@ class SchemaPlan:
     status: str
     compiled: CompiledSchema
     roles: Mapping[str, str]
+    redaction: RedactionPlan
 
     @property
     def deprecated(self) -> bool:
@@ -136,14 +138,20 @@ class SchemaPlanCache:
     def _compile(self, entry: _IndexEntry) -> SchemaPlan:
         revision = entry.revision
         assert revision is not None
+        compiled = load_schema(bytes(revision.descriptor_set), revision.message_name)
         plan = SchemaPlan(
             schema_name=entry.schema_name,
             event_class=entry.event_class,
             revision_id=revision.pk,
             version=revision.version,
             status=revision.status,
-            compiled=load_schema(bytes(revision.descriptor_set), revision.message_name),
+            compiled=compiled,
             roles=MappingProxyType(dict(revision.roles)),
+            redaction=redaction_plan_compile(
+                compiled,
+                key_id=telemetry_settings.HASH_KEY_ID,
+                key=telemetry_settings.HASH_KEYS[telemetry_settings.HASH_KEY_ID],
+            ),
         )
         with self._lock:
             self._plans[revision.pk] = plan

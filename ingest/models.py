@@ -18,7 +18,8 @@ class ApiKey(models.Model):
     name = models.CharField(max_length=100, unique=True)
     source = models.CharField(
         max_length=200,
-        help_text="Source recorded on events whose schema carries no source field.",
+        blank=True,
+        help_text="Source recorded on events whose schema has no source field (default: the name).",
     )
     prefix = models.CharField(max_length=16, unique=True, editable=False)
     secret_hash = models.CharField(max_length=64, editable=False)

@@ -21,6 +21,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
 from governance.choices import FieldRole
+from governance.redaction import redact_message
 from governance.schemas import TIMESTAMP_TYPE
 from governance.selectors import SchemaPlan, SchemaRefusal, schema_plans
 from telemetry_platform.conf import telemetry_settings
@@ -205,6 +206,9 @@ def prepare_event(item: RawItem, context: IngestContext) -> PreparedEvent | Reje
     message = _validate(plan, item.body)
     if isinstance(message, Rejection):
         return message
+    # Redact before anything else reads the values: the envelope, the derived id and
+    # the stored payload all see only the redacted message.
+    redact_message(plan.redaction, message)
     return _envelope(plan, message, context)
 
 

@@ -136,3 +136,13 @@ TELEMETRY_MAX_EVENTS_PER_BATCH = env_int("TELEMETRY_MAX_EVENTS_PER_BATCH", 1000)
 TELEMETRY_PURGE_BATCH_SIZE = env_int("TELEMETRY_PURGE_BATCH_SIZE", 10_000)
 # The body limit is enforced by the ingest view; let Django read bodies up to it.
 DATA_UPLOAD_MAX_MEMORY_SIZE = TELEMETRY_MAX_BODY_BYTES
+
+# Keyed-hash keys as "id:secret,id:secret"; TELEMETRY_HASH_KEY_ID picks the one for new data.
+# Rotation adds a key and switches the id; old keys stay listed so search still finds old rows.
+TELEMETRY_HASH_KEYS = dict(
+    item.split(":", 1)
+    for item in env_list("TELEMETRY_HASH_KEYS", ["k1:dev-insecure-hash-key-change-me"])
+)
+TELEMETRY_HASH_KEY_ID = env_str("TELEMETRY_HASH_KEY_ID", next(iter(TELEMETRY_HASH_KEYS)))
+if TELEMETRY_HASH_KEY_ID not in TELEMETRY_HASH_KEYS:
+    raise ValueError("TELEMETRY_HASH_KEY_ID must name a key listed in TELEMETRY_HASH_KEYS")

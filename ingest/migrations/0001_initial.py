@@ -47,7 +47,8 @@ class Migration(migrations.Migration):
                 (
                     "source",
                     models.CharField(
-                        help_text="Source recorded on events whose schema carries no source field.",
+                        blank=True,
+        help_text="Source recorded on events whose schema has no source field (default: the name).",
                         max_length=200,
                     ),
                 ),
