@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.utils.html import format_html_join
 
+from .choices import RevisionStatus
+from .descriptors import field_catalogue
+from .forms import SchemaRegisterForm
 from .models import EventClass, Schema, SchemaRevision
-from .services import event_class_retention_update
+from .schemas import load_schema
+from .services import (
+    LifecycleError,
+    SchemaRegistrationError,
+    event_class_retention_update,
+    schema_register,
+    schema_revision_status_change,
+)
 
 
 @admin.register(EventClass)
@@ -52,18 +66,56 @@ class SchemaRevisionInline(admin.TabularInline):
 
 @admin.register(Schema)
 class SchemaAdmin(admin.ModelAdmin):
-    list_display = ("name", "event_class", "created_at")
+    list_display = ("name", "event_class", "latest_revision", "created_at")
     list_filter = ("event_class",)
     search_fields = ("name",)
     readonly_fields = ("name", "event_class", "created_at")
     fields = ("name", "event_class", "description", "created_at")
     inlines = [SchemaRevisionInline]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+    @admin.display(description="latest revision")
+    def latest_revision(self, obj: Schema) -> str:
+        revision = obj.revisions.order_by("-version").first()
+        return f"v{revision.version} ({revision.status})" if revision else "-"
 
     def has_delete_permission(self, request: HttpRequest, obj: Schema | None = None) -> bool:
         return False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("governance.add_schemarevision")
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None):
+        """Register a schema (or a new revision) from uploaded .proto files."""
+        form = SchemaRegisterForm(request.POST or None, request.FILES or None)
+        registration_error = None
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                registered = schema_register(
+                    name=data["name"],
+                    proto_files=data["files"],
+                    message_name=data["message"],
+                    event_class=data["event_class"].name if data["event_class"] else None,
+                    roles=data["roles"],
+                    status=data["status"],
+                    actor=request.user,
+                )
+            except SchemaRegistrationError as exc:
+                registration_error = exc
+            else:
+                revision = registered.revision
+                verb = "Registered" if registered.created else "Already registered:"
+                self.message_user(request, f"{verb} {revision}.", messages.SUCCESS)
+                return redirect("admin:governance_schemarevision_change", revision.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Register a schema",
+            "form": form,
+            "registration_error": registration_error,
+            "opts": self.model._meta,
+            "has_view_permission": True,
+        }
+        return TemplateResponse(request, "admin/governance/schema/register.html", context)
 
 
 @admin.register(SchemaRevision)
@@ -77,11 +129,35 @@ class SchemaRevisionAdmin(admin.ModelAdmin):
         "status",
         "message_name",
         "roles",
-        "proto_files",
         "created_at",
         "created_by",
+        "proto_sources",
     )
-    exclude = ("descriptor_set",)
+    fields = readonly_fields
+    actions = ["make_active", "make_deprecated", "make_retired"]
+    change_form_template = "admin/governance/schemarevision/change_form.html"
+
+    @admin.display(description=".proto sources")
+    def proto_sources(self, obj: SchemaRevision) -> str:
+        return format_html_join(
+            "",
+            "<p><strong>{}</strong></p><pre style='max-height:24em;overflow:auto'>{}</pre>",
+            sorted(obj.proto_files.items()),
+        )
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None
+    ):
+        revision = self.get_object(request, object_id)
+        extra_context = dict(extra_context or {})
+        if revision is not None:
+            compiled = load_schema(bytes(revision.descriptor_set), revision.message_name)
+            roles_by_path = {path: role for role, path in revision.roles.items()}
+            extra_context["catalogue"] = [
+                (info, roles_by_path.get(info.path, ""))
+                for info in field_catalogue(compiled.descriptor)
+            ]
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -89,9 +165,31 @@ class SchemaRevisionAdmin(admin.ModelAdmin):
     def has_change_permission(
         self, request: HttpRequest, obj: SchemaRevision | None = None
     ) -> bool:
-        return False
+        # Revisions are immutable; the lifecycle actions below need the permission.
+        return obj is None and request.user.has_perm("governance.change_schemarevision")
 
     def has_delete_permission(
         self, request: HttpRequest, obj: SchemaRevision | None = None
     ) -> bool:
         return False
+
+    def _change_status(self, request: HttpRequest, queryset: QuerySet, status: str) -> None:
+        for revision in queryset:
+            try:
+                schema_revision_status_change(revision=revision, status=status, actor=request.user)
+            except LifecycleError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(request, f"{revision} is now {status}.", messages.SUCCESS)
+
+    @admin.action(description="Activate selected revisions", permissions=["change"])
+    def make_active(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._change_status(request, queryset, RevisionStatus.ACTIVE)
+
+    @admin.action(description="Deprecate selected revisions", permissions=["change"])
+    def make_deprecated(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._change_status(request, queryset, RevisionStatus.DEPRECATED)
+
+    @admin.action(description="Retire selected revisions", permissions=["change"])
+    def make_retired(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._change_status(request, queryset, RevisionStatus.RETIRED)

@@ -48,8 +48,9 @@ class SchemaRefusal:
 class _IndexEntry:
     schema_name: str
     event_class: str
-    revision: SchemaRevision | None
+    revision: SchemaRevision | None  # the newest ingestible revision
     refusal: SchemaRefusal | None
+    by_version: Mapping[int, SchemaRevision]
 
 
 def policy_epoch_get() -> int:
@@ -68,9 +69,9 @@ def schema_revision_ingestible(revisions: list[SchemaRevision]) -> SchemaRevisio
 def _refusal_for(revisions: list[SchemaRevision]) -> SchemaRefusal:
     statuses = {revision.status for revision in revisions}
     if statuses == {RevisionStatus.RETIRED}:
-        return SchemaRefusal("schema_retired", "every revision of this schema is retired")
+        return SchemaRefusal("schema_retired", "the revision is retired")
     if RevisionStatus.DRAFT in statuses:
-        return SchemaRefusal("schema_draft", "this schema has no active revision yet (draft)")
+        return SchemaRefusal("schema_draft", "the revision is a draft, not yet active")
     return SchemaRefusal("schema_inactive", "this schema has no active revision")
 
 
@@ -86,7 +87,7 @@ class SchemaPlanCache:
         self._epoch: int | None = None
         self._checked_at = 0.0
         self._index: dict[str, _IndexEntry] = {}
-        self._plans: dict[int, SchemaPlan] = {}
+        self._plans: dict[tuple[int, str], SchemaPlan] = {}
 
     def refresh(self, *, force: bool = False, throttle: bool = True) -> None:
         """Reload the schema index if the policy epoch changed (or ``force``).
@@ -102,8 +103,13 @@ class SchemaPlanCache:
             self._checked_at = now
             if force or epoch != self._epoch:
                 self._index = self._load_index()
-                live = {e.revision.pk for e in self._index.values() if e.revision is not None}
-                self._plans = {pk: plan for pk, plan in self._plans.items() if pk in live}
+                # A plan depends on its revision and that revision's status.
+                live = {
+                    (revision.pk, revision.status)
+                    for entry in self._index.values()
+                    for revision in entry.by_version.values()
+                }
+                self._plans = {key: plan for key, plan in self._plans.items() if key in live}
                 self._epoch = epoch
 
     @staticmethod
@@ -120,24 +126,37 @@ class SchemaPlanCache:
                 event_class=schema.event_class_id,
                 revision=revision,
                 refusal=None if revision else _refusal_for(revisions),
+                by_version={r.version: r for r in revisions},
             )
         return index
 
-    def get(self, schema_name: str) -> SchemaPlan | SchemaRefusal | None:
-        """Return the plan for ``schema_name``, why it is refused, or None if unknown."""
+    def get(
+        self, schema_name: str, version: int | None = None
+    ) -> SchemaPlan | SchemaRefusal | None:
+        """Return the plan for ``schema_name``, why it is refused, or None if unknown.
+
+        Without ``version`` the newest active or deprecated revision validates; a pinned
+        version must itself be active or deprecated.
+        """
         entry = self._index.get(schema_name)
         if entry is None:
             return None
-        if entry.revision is None:
-            return entry.refusal
-        plan = self._plans.get(entry.revision.pk)
+        if version is None:
+            revision = entry.revision
+            if revision is None:
+                return entry.refusal
+        else:
+            revision = entry.by_version.get(version)
+            if revision is None:
+                return SchemaRefusal("unknown_schema_version", f"no revision {version}")
+            if revision.status not in INGESTIBLE_STATUSES:
+                return _refusal_for([revision])
+        plan = self._plans.get((revision.pk, revision.status))
         if plan is None:
-            plan = self._compile(entry)
+            plan = self._compile(entry, revision)
         return plan
 
-    def _compile(self, entry: _IndexEntry) -> SchemaPlan:
-        revision = entry.revision
-        assert revision is not None
+    def _compile(self, entry: _IndexEntry, revision: SchemaRevision) -> SchemaPlan:
         compiled = load_schema(bytes(revision.descriptor_set), revision.message_name)
         plan = SchemaPlan(
             schema_name=entry.schema_name,
@@ -154,7 +173,7 @@ class SchemaPlanCache:
             ),
         )
         with self._lock:
-            self._plans[revision.pk] = plan
+            self._plans[(revision.pk, revision.status)] = plan
         return plan
 
     def clear(self) -> None:

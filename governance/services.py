@@ -7,12 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
+from google.protobuf.descriptor_pb2 import FileDescriptorSet
 
 from audit.services import audit_event_record
 
 from .choices import RevisionStatus
+from .compatibility import Violation, check_against_history
 from .defaults import DEFAULT_EVENT_CLASSES, PLATFORM_SCHEMAS, platform_proto_sources
 from .models import EventClass, PolicyEpoch, Schema, SchemaRevision
 from .protoc import ProtoCompileError, compile_protos_serialized
@@ -22,11 +25,18 @@ logger = logging.getLogger(__name__)
 
 
 class SchemaRegistrationError(Exception):
-    """Registration refused; ``code`` names the reason, ``errors`` lists the details."""
+    """Registration refused; ``code`` names the reason, ``errors`` lists the details.
 
-    def __init__(self, code: str, errors: list[str]) -> None:
+    ``violations`` holds the compatibility violations when ``code`` is
+    ``incompatible_change``. Nothing is stored when this is raised.
+    """
+
+    def __init__(
+        self, code: str, errors: list[str], *, violations: list[Violation] | None = None
+    ) -> None:
         self.code = code
         self.errors = errors
+        self.violations = violations or []
         super().__init__(f"{code}: " + "; ".join(errors))
 
 
@@ -82,13 +92,77 @@ class RegisteredRevision:
     created: bool
 
 
+def _compile_event_schema(
+    proto_files: Mapping[str, str], message_name: str, roles: Mapping[str, str] | None
+) -> tuple[bytes, dict[str, str]]:
+    try:
+        serialized = compile_protos_serialized(proto_files)
+    except ProtoCompileError as exc:
+        raise SchemaRegistrationError("proto_compile_error", exc.errors) from exc
+    try:
+        compiled = load_schema(serialized, message_name)
+    except SchemaDefinitionError as exc:
+        raise SchemaRegistrationError("message_not_found", exc.errors) from exc
+    try:
+        return serialized, derive_roles(compiled, dict(roles or {}))
+    except SchemaDefinitionError as exc:
+        raise SchemaRegistrationError("invalid_roles", exc.errors) from exc
+
+
+def _resolve_schema(name: str, event_class: str | None, description: str) -> Schema:
+    schema = Schema.objects.select_for_update().filter(name=name).first()
+    if schema is not None:
+        if event_class and schema.event_class_id != event_class:
+            raise SchemaRegistrationError(
+                "event_class_mismatch",
+                [f"schema {name!r} belongs to event class {schema.event_class_id!r}"],
+            )
+        return schema
+    if not event_class:
+        raise SchemaRegistrationError(
+            "event_class_required", [f"schema {name!r} is new: name its event class"]
+        )
+    klass = EventClass.objects.filter(name=event_class).first()
+    if klass is None:
+        known = ", ".join(EventClass.objects.order_by("name").values_list("name", flat=True))
+        raise SchemaRegistrationError(
+            "unknown_event_class", [f"no event class {event_class!r}; known: {known}"]
+        )
+    try:
+        Schema(name=name, event_class=klass).full_clean(exclude=["event_class"])
+    except ValidationError as exc:
+        raise SchemaRegistrationError("invalid_schema_name", exc.messages) from exc
+    return Schema.objects.create(name=name, event_class=klass, description=description)
+
+
+def schema_compatibility_check(
+    *, schema: Schema, descriptor_set: bytes, message_name: str
+) -> list[Violation]:
+    """Check a candidate revision against every earlier revision of ``schema`` (transitive)."""
+    history = []
+    old_messages = {}
+    for revision in schema.revisions.order_by("version"):
+        history.append(
+            (revision.version, FileDescriptorSet.FromString(bytes(revision.descriptor_set)))
+        )
+        old_messages[revision.version] = revision.message_name
+    if not history:
+        return []
+    return check_against_history(
+        history=history,
+        new=FileDescriptorSet.FromString(descriptor_set),
+        message=message_name,
+        old_messages=old_messages,
+    )
+
+
 @transaction.atomic
 def schema_register(
     *,
     name: str,
-    event_class: str,
     proto_files: Mapping[str, str],
     message_name: str,
+    event_class: str | None = None,
     roles: Mapping[str, str] | None = None,
     status: str = RevisionStatus.ACTIVE,
     description: str = "",
@@ -96,29 +170,14 @@ def schema_register(
 ) -> RegisteredRevision:
     """Compile ``proto_files`` and register the message as a new revision of schema ``name``.
 
-    Registering sources identical to the latest revision's is a no-op, so the default
-    configuration load can run on every deploy.
+    The new revision must be wire- and JSON-compatible with every earlier revision;
+    breaking changes need a new schema name. Registering sources identical to the
+    latest revision's is a no-op, so the configuration load can run on every deploy.
     """
-    try:
-        serialized = compile_protos_serialized(proto_files)
-    except ProtoCompileError as exc:
-        raise SchemaRegistrationError("proto_compile_error", exc.errors) from exc
-    try:
-        compiled = load_schema(serialized, message_name)
-        derived_roles = derive_roles(compiled, dict(roles or {}))
-    except SchemaDefinitionError as exc:
-        raise SchemaRegistrationError("invalid_schema", exc.errors) from exc
-    klass = EventClass.objects.filter(name=event_class).first()
-    if klass is None:
-        raise SchemaRegistrationError("unknown_event_class", [f"no event class {event_class!r}"])
-    schema, _ = Schema.objects.select_for_update().get_or_create(
-        name=name, defaults={"event_class": klass, "description": description}
-    )
-    if schema.event_class_id != klass.name:
-        raise SchemaRegistrationError(
-            "event_class_mismatch",
-            [f"schema {name!r} belongs to event class {schema.event_class_id!r}"],
-        )
+    if status not in RevisionStatus.values:
+        raise SchemaRegistrationError("invalid_status", [f"unknown status {status!r}"])
+    serialized, derived_roles = _compile_event_schema(proto_files, message_name, roles)
+    schema = _resolve_schema(name, event_class, description)
     latest = schema.revisions.order_by("-version").first()
     if (
         latest is not None
@@ -127,6 +186,18 @@ def schema_register(
         and latest.roles == derived_roles
     ):
         return RegisteredRevision(latest, created=False)
+    violations = schema_compatibility_check(
+        schema=schema, descriptor_set=serialized, message_name=message_name
+    )
+    if violations:
+        raise SchemaRegistrationError(
+            "incompatible_change",
+            [
+                f"{v.rule} at {v.path} (against v{v.against_version}): {v.message}"
+                for v in violations
+            ],
+            violations=violations,
+        )
     revision = SchemaRevision.objects.create(
         schema=schema,
         version=(latest.version + 1) if latest else 1,
@@ -149,6 +220,49 @@ def schema_register(
         },
     )
     return RegisteredRevision(revision, created=True)
+
+
+# Lifecycle: a retired revision stays retired; everything else may move forward or back.
+ALLOWED_TRANSITIONS = {
+    RevisionStatus.DRAFT: {RevisionStatus.ACTIVE, RevisionStatus.RETIRED},
+    RevisionStatus.ACTIVE: {RevisionStatus.DEPRECATED, RevisionStatus.RETIRED},
+    RevisionStatus.DEPRECATED: {RevisionStatus.ACTIVE, RevisionStatus.RETIRED},
+    RevisionStatus.RETIRED: set(),
+}
+
+
+class LifecycleError(Exception):
+    """The requested status change is not allowed."""
+
+
+@transaction.atomic
+def schema_revision_status_change(
+    *, revision: SchemaRevision, status: str, actor: AbstractBaseUser | None
+) -> SchemaRevision:
+    """Move a revision along draft -> active -> deprecated -> retired; ingest follows in seconds."""
+    revision = SchemaRevision.objects.select_for_update().get(pk=revision.pk)
+    if status == revision.status:
+        return revision
+    if status not in ALLOWED_TRANSITIONS.get(revision.status, set()):
+        raise LifecycleError(
+            f"{revision} cannot move from {revision.status} to {status}"
+            + ("" if status in RevisionStatus.values else " (unknown status)")
+        )
+    previous = revision.status
+    revision.status = status
+    revision.save(update_fields=["status"])
+    policy_epoch_bump()
+    audit_event_record(
+        event_name="platform.schema.status_changed",
+        actor=actor,
+        attributes={
+            "schema": revision.schema.name,
+            "version": str(revision.version),
+            "old_status": previous,
+            "new_status": status,
+        },
+    )
+    return revision
 
 
 @transaction.atomic

@@ -25,6 +25,7 @@ class RejectCode:
     UNKNOWN_SCHEMA = "unknown_schema"
     NOT_AN_OBJECT = "not_an_object"
     INVALID_EVENT = "invalid_event"
+    UNKNOWN_FIELD = "unknown_field"
     MISSING_FIELD = "missing_field"
     OUT_OF_RANGE = "out_of_range"
     TOO_LONG = "too_long"

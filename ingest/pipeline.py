@@ -21,6 +21,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
 from governance.choices import FieldRole
+from governance.platform_protos import event_batch_class
 from governance.redaction import redact_message
 from governance.schemas import TIMESTAMP_TYPE
 from governance.selectors import SchemaPlan, SchemaRefusal, schema_plans
@@ -172,6 +173,23 @@ def _json_item(item: Any, bare_schema: str) -> RawItem:
     return RawItem(schema="", body=item)
 
 
+def decode_protobuf_batch(body: bytes, *, default_schema: str = "") -> list[RawItem]:
+    """Decode a binary ``telemetry.v1.EventBatch``; items without a schema take ``default_schema``.
+
+    Each item's ``event`` stays bytes here: it is parsed per event against its own
+    schema, so one bad event does not spoil the batch.
+    """
+    batch = event_batch_class()()
+    try:
+        batch.ParseFromString(body)
+    except DecodeError:
+        raise BatchError(
+            BatchCode.MALFORMED_PROTOBUF, "request body is not a telemetry.v1.EventBatch"
+        ) from None
+    _check_batch_size(len(batch.events))
+    return [RawItem(schema=item.schema or default_schema, body=item.event) for item in batch.events]
+
+
 def _check_batch_size(count: int) -> None:
     limit = telemetry_settings.MAX_EVENTS_PER_BATCH
     if count > limit:
@@ -196,14 +214,17 @@ def prepare_event(item: RawItem, context: IngestContext) -> PreparedEvent | Reje
             'each item must be {"schema": NAME, "event": {...}}, or pass ?schema=NAME',
             "schema",
         )
-    plan = schema_plans.get(item.schema)
+    name, _, pinned = item.schema.partition("@")
+    if pinned and not pinned.isdigit():
+        return Rejection(RejectCode.UNKNOWN_SCHEMA, "a pinned revision is NAME@VERSION", "schema")
+    plan = schema_plans.get(name, int(pinned) if pinned else None)
     if plan is None:
         return Rejection(
             RejectCode.UNKNOWN_SCHEMA, "no schema is registered under this name", "schema"
         )
     if isinstance(plan, SchemaRefusal):
         return Rejection(plan.code, plan.message, "schema")
-    message = _validate(plan, item.body)
+    message = validate_event(plan, item.body)
     if isinstance(message, Rejection):
         return message
     # Redact before anything else reads the values: the envelope, the derived id and
@@ -212,7 +233,8 @@ def prepare_event(item: RawItem, context: IngestContext) -> PreparedEvent | Reje
     return _envelope(plan, message, context)
 
 
-def _validate(plan: SchemaPlan, body: Any) -> Message | Rejection:
+def validate_event(plan: SchemaPlan, body: Any) -> Message | Rejection:
+    """Parse ``body`` (proto3 JSON dict, or bytes of the binary form) into the plan's message."""
     message = plan.compiled.message_class()
     if isinstance(body, bytes):
         try:
@@ -220,6 +242,13 @@ def _validate(plan: SchemaPlan, body: Any) -> Message | Rejection:
         except DecodeError:
             return Rejection(
                 RejectCode.INVALID_EVENT, "event bytes are not a valid message of this schema"
+            )
+        size = message.ByteSize()
+        message.DiscardUnknownFields()
+        if message.ByteSize() != size:
+            return Rejection(
+                RejectCode.UNKNOWN_FIELD,
+                f"event carries field numbers that revision {plan.version} does not define",
             )
         return message
     if not isinstance(body, dict):

@@ -8,5 +8,6 @@ from .health import healthz
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("ingest.api.urls")),
+    path("api/v1/", include("governance.api.urls")),
     path("healthz", healthz, name="healthz"),
 ]

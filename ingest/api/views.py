@@ -16,6 +16,7 @@ from telemetry_platform.conf import telemetry_settings
 from .authentication import ApiKeyAuthentication, ApiKeyClient
 
 JSON_TYPES = {"application/json"}
+PROTOBUF_TYPES = {"application/x-protobuf", "application/protobuf"}
 RETRY_AFTER_SECONDS = 5
 
 
@@ -36,10 +37,14 @@ class EventBatchIngestApi(APIView):
 
     def post(self, request: Request) -> Response:
         content_type = (request.content_type or "").split(";")[0].strip().lower()
-        if content_type not in JSON_TYPES:
+        if content_type in JSON_TYPES:
+            decode = pipeline.decode_json_batch
+        elif content_type in PROTOBUF_TYPES:
+            decode = pipeline.decode_protobuf_batch
+        else:
             return error_response(
                 BatchCode.UNSUPPORTED_CONTENT_TYPE,
-                "send Content-Type: application/json",
+                "send Content-Type: application/json or application/x-protobuf",
                 status=status.HTTP_400_BAD_REQUEST,
             )
         length = request.META.get("CONTENT_LENGTH") or "0"
@@ -62,9 +67,7 @@ class EventBatchIngestApi(APIView):
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
         try:
-            items = pipeline.decode_json_batch(
-                body, default_schema=request.query_params.get("schema", "")
-            )
+            items = decode(body, default_schema=request.query_params.get("schema", ""))
             result = pipeline.ingest_batch(items, context)
         except pipeline.BatchError as exc:
             return error_response(exc.code, exc.message, status=exc.status, field=exc.field)
