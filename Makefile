@@ -27,9 +27,12 @@ bootstrap: check-services
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py ensure_admin
 
+METRICS_DIR := .run/prometheus
+
 run: bootstrap
+	rm -rf $(METRICS_DIR) && mkdir -p $(METRICS_DIR)
 	@echo "Starting web (http://$(HOST):$(PORT)/), Celery worker and beat; Ctrl-C stops all three."
-	exec $(BIN)/honcho start --procfile Procfile --port $(PORT)
+	PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/$(METRICS_DIR) exec $(BIN)/honcho start --procfile Procfile --port $(PORT)
 
 lint: install
 	$(BIN)/ruff check .

@@ -156,6 +156,11 @@ class SchemaPlanCache:
             plan = self._compile(entry, revision)
         return plan
 
+    def event_class_of(self, schema_name: str) -> str | None:
+        """Return the event class of a registered ``NAME`` or ``NAME@N``, else None."""
+        entry = self._index.get(schema_name.partition("@")[0])
+        return entry.event_class if entry else None
+
     def _compile(self, entry: _IndexEntry, revision: SchemaRevision) -> SchemaPlan:
         compiled = load_schema(bytes(revision.descriptor_set), revision.message_name)
         plan = SchemaPlan(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -27,6 +28,7 @@ from governance.schemas import TIMESTAMP_TYPE
 from governance.selectors import SchemaPlan, SchemaRefusal, schema_plans
 from telemetry_platform.conf import telemetry_settings
 
+from . import metrics
 from .codes import BatchCode, RejectCode
 
 TRACEPARENT_RE = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -78,6 +80,8 @@ class PreparedEvent:
 
     event_class: str
     schema_revision_id: int
+    schema_name: str
+    schema_version: int
     source: str
     event_id: str
     occurred_at: datetime
@@ -357,6 +361,8 @@ def _envelope(
     return PreparedEvent(
         event_class=plan.event_class,
         schema_revision_id=plan.revision_id,
+        schema_name=plan.schema_name,
+        schema_version=plan.version,
         source=source,
         event_id=event_id,
         occurred_at=occurred_at,
@@ -432,8 +438,10 @@ def ingest_batch(items: Iterable[RawItem], context: IngestContext) -> BatchResul
     """
     schema_plans.refresh()
     results: list[EventResult] = []
+    labels: list[tuple[str, str]] = []
     to_store: dict[tuple, tuple[PreparedEvent, EventResult]] = {}
     for index, item in enumerate(items):
+        labels.append(_metric_labels(item))
         prepared = prepare_event(item, context)
         if isinstance(prepared, Rejection):
             results.append(
@@ -458,7 +466,28 @@ def ingest_batch(items: Iterable[RawItem], context: IngestContext) -> BatchResul
         raise RetryableError("the event store is unavailable") from exc
     except DatabaseError as exc:
         raise RetryableError("the event store refused the batch") from exc
-    for key, (_, result) in to_store.items():
+    for key, (prepared, result) in to_store.items():
         if key in inserted:
             result.status = "accepted"
+            if prepared.warnings:
+                metrics.DEPRECATED_SCHEMA_EVENTS.labels(
+                    prepared.schema_name, str(prepared.schema_version)
+                ).inc()
+    _count(results, labels)
     return BatchResult(results)
+
+
+def _metric_labels(item: RawItem) -> tuple[str, str]:
+    # Only registered names become label values: an unknown name must not mint a series.
+    name = item.schema if isinstance(item.schema, str) else ""
+    event_class = schema_plans.event_class_of(name) if name else None
+    if event_class is None:
+        return "unknown", "unknown"
+    return event_class, name.partition("@")[0]
+
+
+def _count(results: list[EventResult], labels: list[tuple[str, str]]) -> None:
+    tally: Counter = Counter()
+    for result, (event_class, schema) in zip(results, labels, strict=True):
+        tally[(event_class, schema, result.status, result.code)] += 1
+    metrics.events_count(tally)

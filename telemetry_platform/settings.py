@@ -118,6 +118,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
+# When set, GET /metrics requires "Authorization: Bearer <token>".
+METRICS_BEARER_TOKEN = env_str("METRICS_BEARER_TOKEN", "")
+
 # Redis for the platform's own use (health checks, later rate-limit buckets).
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 

@@ -4,10 +4,12 @@ from django.contrib import admin
 from django.urls import include, path
 
 from .health import healthz
+from .metrics import metrics
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("ingest.api.urls")),
     path("api/v1/", include("governance.api.urls")),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
 ]

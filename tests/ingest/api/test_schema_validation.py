@@ -224,3 +224,66 @@ def test_no_query_per_event(ingest_client, client_schema):
         return len(captured)
 
     assert queries_for(200, 1_700_000_000_000) == queries_for(2, 1_600_000_000_000)
+
+
+def metric_value(client, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``."""
+    text = client.get("/metrics").content.decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(f"{name}{{") and _labels_match(line, labels)
+    )
+
+
+def _labels_match(line: str, labels: dict[str, str]) -> bool:
+    return all(f'{key}="{value}"' in line for key, value in labels.items())
+
+
+def test_deprecated_and_outcome_counters(ingest_client, client_schema, client, settings):
+    """Accepted, rejected and deprecated-schema events are counted on /metrics."""
+    settings.TELEMETRY_PLAN_REFRESH_SECONDS = 0
+    query = f"?schema={CLIENT_TELEMETRY_SCHEMA}"
+    labels = {"schema": CLIENT_TELEMETRY_SCHEMA, "version": "1"}
+    before = metric_value(client, "telemetry_ingest_deprecated_schema_events_total", **labels)
+    accepted_before = metric_value(
+        client, "telemetry_ingest_events_total", schema=CLIENT_TELEMETRY_SCHEMA, outcome="accepted"
+    )
+    schema_revision_status_change(
+        revision=client_schema, status=RevisionStatus.DEPRECATED, actor=None
+    )
+    events = client_telemetry_events(3)
+    events[2]["bogus"] = 1
+    ingest_client.post({"events": events}, query=query)
+    after = metric_value(client, "telemetry_ingest_deprecated_schema_events_total", **labels)
+    assert after - before == 2
+    accepted_after = metric_value(
+        client, "telemetry_ingest_events_total", schema=CLIENT_TELEMETRY_SCHEMA, outcome="accepted"
+    )
+    assert accepted_after - accepted_before == 2
+    assert (
+        metric_value(
+            client,
+            "telemetry_ingest_events_total",
+            schema=CLIENT_TELEMETRY_SCHEMA,
+            outcome="rejected",
+            code="unknown_field",
+        )
+        >= 1
+    )
+
+
+def test_unknown_schema_names_do_not_mint_series(ingest_client, platform_config, client):
+    """Unregistered schema names are counted under 'unknown', never as label values."""
+    ingest_client.post({"events": [{"schema": "attacker.chosen.name", "event": {}}]})
+    text = client.get("/metrics").content.decode()
+    assert "attacker.chosen.name" not in text
+    assert 'schema="unknown"' in text
+
+
+def test_metrics_token(client, settings, platform_config):
+    """With METRICS_BEARER_TOKEN set, /metrics needs it."""
+    settings.METRICS_BEARER_TOKEN = "scrape-token"
+    assert client.get("/metrics").status_code == 401
+    ok = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-token")
+    assert ok.status_code == 200
