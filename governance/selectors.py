@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
 from django.db.models import Prefetch
+from google.protobuf.message import Message
 
 from telemetry_platform.conf import telemetry_settings
 
 from .choices import INGESTIBLE_STATUSES, RevisionStatus
+from .fastjson import compile_json_parser
 from .models import EventClass, PolicyEpoch, Schema, SchemaRevision
 from .redaction import RedactionPlan, redaction_plan_compile
 from .schemas import CompiledSchema, load_schema
@@ -30,6 +32,8 @@ class SchemaPlan:
     compiled: CompiledSchema
     roles: Mapping[str, str]
     redaction: RedactionPlan
+    # Proto3 JSON fast path: the message, or None when ParseDict must decide.
+    json_parser: Callable[[dict], Message | None]
 
     @property
     def deprecated(self) -> bool:
@@ -171,6 +175,7 @@ class SchemaPlanCache:
             status=revision.status,
             compiled=compiled,
             roles=MappingProxyType(dict(revision.roles)),
+            json_parser=compile_json_parser(compiled.descriptor, compiled.message_class),
             redaction=redaction_plan_compile(
                 compiled,
                 key_id=telemetry_settings.HASH_KEY_ID,

@@ -22,6 +22,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
 from governance.choices import FieldRole
+from governance.descriptors import locate_json_error
 from governance.platform_protos import event_batch_class
 from governance.redaction import redact_message
 from governance.schemas import TIMESTAMP_TYPE
@@ -257,19 +258,18 @@ def validate_event(plan: SchemaPlan, body: Any) -> Message | Rejection:
         return message
     if not isinstance(body, dict):
         return Rejection(RejectCode.NOT_AN_OBJECT, "event must be a JSON object")
+    fast = plan.json_parser(body)
+    if fast is not None:
+        return fast
     try:
         json_format.ParseDict(body, message)
-    except (json_format.ParseError, ValueError, TypeError, OverflowError):
+    except Exception:  # ParseError, but also OverflowError/AttributeError on odd input
         # The library's messages can quote the offending value: never pass them on.
         return _locate(plan, body)
     return message
 
 
 def _locate(plan: SchemaPlan, body: dict[str, Any]) -> Rejection:
-    try:
-        from governance.descriptors import locate_json_error
-    except ImportError:  # pragma: no cover - until the descriptor helpers land
-        return Rejection(RejectCode.INVALID_EVENT, "event does not match the schema")
     issue = locate_json_error(plan.compiled.descriptor, body)
     return Rejection(issue.code, issue.message, issue.field)
 
