@@ -32,3 +32,36 @@ class FieldRole(models.TextChoices):
     TOPIC = "topic", "Topic"
     RUN_ID = "run_id", "Run id"
     WORKER_ID = "worker_id", "Worker id"
+
+
+class Classification(models.TextChoices):
+    """How sensitive a field's values are (mirrors ``telemetry.v1.Classification``)."""
+
+    PUBLIC = "public", "Public"
+    INTERNAL = "internal", "Internal"
+    PSEUDONYMOUS_ID = "pseudonymous_id", "Pseudonymous id"
+    PERSONAL = "personal", "Personal"
+    SENSITIVE = "sensitive", "Sensitive"
+    SECRET = "secret", "Secret"
+
+
+class RedactionAction(models.TextChoices):
+    """What ingest does to a field's value (mirrors ``telemetry.v1.RedactionAction``)."""
+
+    KEEP = "keep", "Keep"
+    HASH = "hash", "Hash (keyed HMAC-SHA256)"
+    MASK = "mask", "Mask (keep last N characters)"
+    TRUNCATE = "truncate", "Truncate (keep first N characters)"
+    GENERALIZE = "generalize", "Generalize (IPv4 /24, IPv6 /48, time to the hour)"
+    DROP = "drop", "Drop"
+    REJECT_EVENT = "reject_event", "Reject the event"
+
+
+class ScanAction(models.TextChoices):
+    REPLACE = "replace", "Replace with a token"
+    HASH = "hash", "Hash"
+    MASK = "mask", "Mask"
+
+
+# Classifications whose values must never be stored as they arrive.
+NEVER_KEEP = frozenset({Classification.PERSONAL, Classification.SECRET})

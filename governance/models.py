@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
-from .choices import RevisionStatus
+from .choices import Classification, RedactionAction, RevisionStatus, ScanAction
 
 identifier_validator = RegexValidator(
     r"^[a-z][a-z0-9_]{0,39}$",
@@ -93,3 +93,55 @@ class PolicyEpoch(models.Model):
 
     def __str__(self) -> str:
         return f"policy epoch {self.value}"
+
+
+class FieldPolicy(models.Model):
+    """The classification and redaction action of one field path of one schema revision."""
+
+    revision = models.ForeignKey(
+        SchemaRevision, on_delete=models.CASCADE, related_name="field_policies"
+    )
+    path = models.CharField(max_length=300)
+    classification = models.CharField(max_length=20, choices=Classification.choices)
+    action = models.CharField(max_length=20, choices=RedactionAction.choices)
+    keep_chars = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="mask: last N characters kept; truncate: first N kept."
+    )
+    scan = models.BooleanField(
+        default=False, help_text="Run the content scanners over this field's text."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["revision", "path"]
+        constraints = [
+            models.UniqueConstraint(fields=["revision", "path"], name="field_policy_unique")
+        ]
+        verbose_name_plural = "field policies"
+
+    def __str__(self) -> str:
+        return f"{self.revision} {self.path}: {self.classification}/{self.action}"
+
+
+class ScannerRule(models.Model):
+    """A custom content scanner (a regular expression) added by a governance owner."""
+
+    name = models.CharField(max_length=64, unique=True, validators=[identifier_validator])
+    pattern = models.TextField(help_text="Python regular expression, at most 500 characters.")
+    action = models.CharField(max_length=16, choices=ScanAction.choices, default=ScanAction.REPLACE)
+    replacement = models.CharField(
+        max_length=64, blank=True, help_text="Token for replace (default: [name])."
+    )
+    keep_chars = models.PositiveSmallIntegerField(default=4, help_text="mask: last N kept.")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -210,3 +210,45 @@ def _check_role_types(paths: dict[str, FieldDescriptor], roles: dict[str, str]) 
             errors.append(f"role {role}: field {path!r} must be a single scalar value")
     if errors:
         raise SchemaDefinitionError(errors)
+
+
+def is_map_field(field: FieldDescriptor) -> bool:
+    """Return True for ``map<K, V>`` fields."""
+    return (
+        field.message_type is not None
+        and field.is_repeated
+        and field.message_type.GetOptions().map_entry
+    )
+
+
+def leaf_fields(descriptor: Descriptor) -> list[tuple[str, FieldDescriptor]]:
+    """Every path that holds values: scalars, enums, well-known types, maps of scalars.
+
+    Containers (nested messages, repeated messages, maps of messages) are walked
+    through, never listed: a policy classifies values, not their envelopes.
+    """
+    leaves: list[tuple[str, FieldDescriptor]] = []
+    _leaves_into(descriptor, "", (descriptor.full_name,), leaves)
+    return leaves
+
+
+def _leaves_into(
+    descriptor: Descriptor,
+    prefix: str,
+    ancestry: tuple[str, ...],
+    out: list[tuple[str, FieldDescriptor]],
+) -> None:
+    for field in descriptor.fields:
+        path = f"{prefix}{field.name}"
+        nested = field.message_type
+        if is_map_field(field):
+            value_type = nested.fields_by_name["value"].message_type
+            if value_type is None or value_type.full_name.startswith(WELL_KNOWN_PREFIX):
+                out.append((path, field))
+            elif value_type.full_name not in ancestry:
+                _leaves_into(value_type, f"{path}.", (*ancestry, value_type.full_name), out)
+            continue
+        if nested is None or nested.full_name.startswith(WELL_KNOWN_PREFIX):
+            out.append((path, field))
+        elif nested.full_name not in ancestry:
+            _leaves_into(nested, f"{path}.", (*ancestry, nested.full_name), out)

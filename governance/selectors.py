@@ -15,9 +15,11 @@ from telemetry_platform.conf import telemetry_settings
 
 from .choices import INGESTIBLE_STATUSES, RevisionStatus
 from .fastjson import compile_json_parser
-from .models import EventClass, PolicyEpoch, Schema, SchemaRevision
-from .redaction import RedactionPlan, redaction_plan_compile
-from .schemas import CompiledSchema, load_schema
+from .models import EventClass, FieldPolicy, PolicyEpoch, ScannerRule, Schema, SchemaRevision
+from .redaction import PolicySpec, RedactionPlan, redaction_plan_compile
+from .scanners import BUILTIN_RULES, CompiledScanner, scanner_compile, sensitive_key_matcher
+from .scanners import ScannerRule as ScannerRule_
+from .schemas import CompiledSchema, leaf_fields, load_schema
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class SchemaPlanCache:
         self._checked_at = 0.0
         self._index: dict[str, _IndexEntry] = {}
         self._plans: dict[tuple[int, str], SchemaPlan] = {}
+        self._compiled_scanner: CompiledScanner | None = None
 
     def refresh(self, *, force: bool = False, throttle: bool = True) -> None:
         """Reload the schema index if the policy epoch changed (or ``force``).
@@ -107,13 +110,10 @@ class SchemaPlanCache:
             self._checked_at = now
             if force or epoch != self._epoch:
                 self._index = self._load_index()
-                # A plan depends on its revision and that revision's status.
-                live = {
-                    (revision.pk, revision.status)
-                    for entry in self._index.values()
-                    for revision in entry.by_version.values()
-                }
-                self._plans = {key: plan for key, plan in self._plans.items() if key in live}
+                # Any change (schema, status, field policy, scanner rule) may alter a
+                # plan; compiling is cheap next to serving a stale policy.
+                self._plans = {}
+                self._compiled_scanner = None
                 self._epoch = epoch
 
     @staticmethod
@@ -177,14 +177,25 @@ class SchemaPlanCache:
             roles=MappingProxyType(dict(revision.roles)),
             json_parser=compile_json_parser(compiled.descriptor, compiled.message_class),
             redaction=redaction_plan_compile(
-                compiled,
+                compiled.descriptor,
+                field_policy_specs(revision),
                 key_id=telemetry_settings.HASH_KEY_ID,
                 key=telemetry_settings.HASH_KEYS[telemetry_settings.HASH_KEY_ID],
+                scanner=self._scanner(),
+                sensitive_key=sensitive_key_matcher(telemetry_settings.SENSITIVE_KEY_PATTERN),
+                unclassified=telemetry_settings.UNCLASSIFIED_FIELDS,
+                unhashed_pseudonym=telemetry_settings.UNHASHED_PSEUDONYM,
             ),
         )
         with self._lock:
             self._plans[(revision.pk, revision.status)] = plan
         return plan
+
+    def _scanner(self) -> CompiledScanner:
+        # One compiled scanner serves every plan of the same epoch.
+        if self._compiled_scanner is None:
+            self._compiled_scanner = content_scanner_get()
+        return self._compiled_scanner
 
     def clear(self) -> None:
         """Forget everything (tests use this between database resets)."""
@@ -193,9 +204,54 @@ class SchemaPlanCache:
             self._checked_at = 0.0
             self._index = {}
             self._plans = {}
+            self._compiled_scanner = None
 
 
 schema_plans = SchemaPlanCache()
+
+
+def field_policy_specs(revision: SchemaRevision) -> dict[str, PolicySpec]:
+    """Return path -> policy of one revision (unclassified paths are absent)."""
+    return {
+        policy.path: PolicySpec(
+            classification=policy.classification,
+            action=policy.action,
+            keep_chars=policy.keep_chars,
+            scan=policy.scan,
+        )
+        for policy in FieldPolicy.objects.filter(revision=revision)
+    }
+
+
+def revision_leaf_paths(revision: SchemaRevision) -> list[str]:
+    """Every value-holding field path of a revision, in declaration order."""
+    compiled = load_schema(bytes(revision.descriptor_set), revision.message_name)
+    return [path for path, _ in leaf_fields(compiled.descriptor)]
+
+
+def policy_coverage(revision: SchemaRevision) -> list[str]:
+    """The revision's field paths that have no classification yet."""
+    classified = set(FieldPolicy.objects.filter(revision=revision).values_list("path", flat=True))
+    return [path for path in revision_leaf_paths(revision) if path not in classified]
+
+
+def content_scanner_get() -> CompiledScanner:
+    """Compile the built-in scanners plus the enabled custom rules."""
+    custom = [
+        ScannerRule_(
+            name=rule.name,
+            pattern=rule.pattern,
+            action=rule.action,
+            replacement=rule.replacement,
+            keep_chars=rule.keep_chars,
+        )
+        for rule in ScannerRule.objects.filter(enabled=True).order_by("name")
+    ]
+    return scanner_compile(
+        [*BUILTIN_RULES, *custom],
+        key_id=telemetry_settings.HASH_KEY_ID,
+        key=telemetry_settings.HASH_KEYS[telemetry_settings.HASH_KEY_ID],
+    )
 
 
 def event_class_list() -> list[EventClass]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -17,9 +17,13 @@ from audit.services import audit_event_record
 from .choices import RevisionStatus
 from .compatibility import Violation, check_against_history
 from .defaults import DEFAULT_EVENT_CLASSES, PLATFORM_SCHEMAS, platform_proto_sources
-from .models import EventClass, PolicyEpoch, Schema, SchemaRevision
+from .models import EventClass, FieldPolicy, PolicyEpoch, ScannerRule, Schema, SchemaRevision
+from .policies import PolicyDocument, field_policies_seed
 from .protoc import ProtoCompileError, compile_protos_serialized
+from .redaction import PolicySpec
+from .scanners import validate_custom_pattern
 from .schemas import SchemaDefinitionError, derive_roles, load_schema
+from .selectors import field_policy_specs, revision_leaf_paths
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +212,14 @@ def schema_register(
         roles=derived_roles,
         created_by=actor if actor is not None and actor.is_authenticated else None,
     )
+    seeded = field_policies_seed(
+        load_schema(serialized, message_name),
+        roles=derived_roles,
+        previous=field_policy_specs(latest) if latest else {},
+    )
+    FieldPolicy.objects.bulk_create(
+        FieldPolicy(revision=revision, path=path, **asdict(spec)) for path, spec in seeded.items()
+    )
     policy_epoch_bump()
     audit_event_record(
         event_name="platform.schema.registered",
@@ -294,3 +306,110 @@ def default_configuration_load(*, actor: AbstractBaseUser | None = None) -> list
 
     changes.extend(beat_schedule_seed())
     return changes
+
+
+# -- field policies -------------------------------------------------------------------
+
+
+class PolicyApplyError(Exception):
+    """A policy change was refused; ``errors`` names every problem. Nothing changed."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(errors))
+
+
+def _describe(spec: PolicySpec | None) -> str:
+    if spec is None:
+        return "unclassified"
+    text = f"{spec.classification}/{spec.action}"
+    if spec.keep_chars is not None:
+        text += f"({spec.keep_chars})"
+    return text + (" +scan" if spec.scan else "")
+
+
+@transaction.atomic
+def field_policies_set(
+    *,
+    revision: SchemaRevision,
+    policies: Mapping[str, PolicySpec],
+    actor: AbstractBaseUser | None,
+) -> list[str]:
+    """Set the policies of some field paths of one revision; return what changed, a line each.
+
+    Paths the revision does not have are refused, all of them named, and nothing changes.
+    """
+    known = set(revision_leaf_paths(revision))
+    unknown = sorted(set(policies) - known)
+    if unknown:
+        raise PolicyApplyError([f"{revision} has no field {path!r}" for path in unknown])
+    current = field_policy_specs(revision)
+    changes = []
+    user = actor if actor is not None and actor.is_authenticated else None
+    for path in sorted(policies):
+        spec = policies[path]
+        if current.get(path) == spec:
+            continue
+        FieldPolicy.objects.update_or_create(
+            revision=revision, path=path, defaults={**asdict(spec), "updated_by": user}
+        )
+        changes.append(f"{revision} {path}: {_describe(current.get(path))} -> {_describe(spec)}")
+    if changes:
+        policy_epoch_bump()
+        audit_event_record(
+            event_name="platform.field_policy.changed",
+            actor=actor,
+            attributes={
+                "schema": revision.schema.name,
+                "version": str(revision.version),
+                "paths": ",".join(sorted(p for p in policies if current.get(p) != policies[p])),
+            },
+        )
+    return changes
+
+
+@transaction.atomic
+def policy_document_apply(*, document: PolicyDocument, actor: AbstractBaseUser | None) -> list[str]:
+    """Apply a policy-as-code document to its schema's live revisions (or the one named).
+
+    Every path must exist in the target revision(s); otherwise nothing changes and the
+    unknown paths are listed.
+    """
+    schema = Schema.objects.filter(name=document.schema).first()
+    if schema is None:
+        raise PolicyApplyError([f"no schema named {document.schema!r}"])
+    revisions = schema.revisions.exclude(status=RevisionStatus.RETIRED).order_by("version")
+    if document.version is not None:
+        revisions = revisions.filter(version=document.version)
+    revisions = list(revisions)
+    if not revisions:
+        raise PolicyApplyError([f"{document.schema} has no live revision to apply to"])
+    known = {revision.pk: set(revision_leaf_paths(revision)) for revision in revisions}
+    everywhere = set().union(*known.values())
+    unknown = sorted(set(document.fields) - everywhere)
+    if unknown:
+        raise PolicyApplyError([f"{document.schema} has no field {path!r}" for path in unknown])
+    changes = []
+    for revision in revisions:
+        applicable = {p: s for p, s in document.fields.items() if p in known[revision.pk]}
+        changes.extend(field_policies_set(revision=revision, policies=applicable, actor=actor))
+    return changes
+
+
+@transaction.atomic
+def scanner_rule_save(*, rule: ScannerRule, actor: AbstractBaseUser | None) -> ScannerRule:
+    """Validate and save a custom content scanner; ingest uses it within seconds."""
+    try:
+        validate_custom_pattern(rule.pattern)
+    except ValueError as exc:
+        raise PolicyApplyError([str(exc)]) from exc
+    created = rule.pk is None
+    rule.full_clean()
+    rule.save()
+    policy_epoch_bump()
+    audit_event_record(
+        event_name="platform.scanner_rule.created" if created else "platform.scanner_rule.changed",
+        actor=actor,
+        attributes={"rule": rule.name, "action": rule.action, "enabled": str(rule.enabled)},
+    )
+    return rule

@@ -16,6 +16,11 @@ DEPRECATED_SCHEMA_EVENTS = Counter(
     "Events accepted under a deprecated schema revision.",
     ["schema", "version"],
 )
+REDACTIONS = Counter(
+    "telemetry_redactions",
+    "Field redactions applied to accepted events, by schema, field path and rule.",
+    ["schema", "field", "action"],
+)
 BATCH_SECONDS = Histogram(
     "telemetry_ingest_batch_seconds",
     "Time to process one ingest request (decode to commit).",

@@ -71,6 +71,9 @@ class Event(models.Model):
         max_length=200, blank=True, help_text="x-request-id of the HTTP request that brought it."
     )
     payload = models.JSONField()
+    redactions = models.JSONField(
+        default=list, help_text="[field path, rule] pairs of what redaction changed."
+    )
 
     class Meta:
         managed = False

@@ -91,6 +91,7 @@ class PreparedEvent:
     actor_hash: str
     payload: dict[str, Any]
     warnings: list[str]
+    redactions: list[tuple[str, str]] = dataclass_field(default_factory=list)
 
     @property
     def key(self) -> tuple[str, str, str, datetime]:
@@ -234,8 +235,14 @@ def prepare_event(item: RawItem, context: IngestContext) -> PreparedEvent | Reje
         return message
     # Redact before anything else reads the values: the envelope, the derived id and
     # the stored payload all see only the redacted message.
-    redact_message(plan.redaction, message)
-    return _envelope(plan, message, context)
+    outcome = redact_message(plan.redaction, message)
+    if outcome.rejection is not None:
+        rejection = outcome.rejection
+        return Rejection(rejection.code, rejection.message, rejection.field)
+    prepared = _envelope(plan, message, context)
+    if isinstance(prepared, PreparedEvent):
+        prepared.redactions = outcome.redactions
+    return prepared
 
 
 def validate_event(plan: SchemaPlan, body: Any) -> Message | Rejection:
@@ -388,8 +395,9 @@ INSERT_COLUMNS = (
     "actor_hash",
     "ingest_request_id",
     "payload",
+    "redactions",
 )
-ROW_PLACEHOLDER = "(" + ", ".join(["%s"] * (len(INSERT_COLUMNS) - 1)) + ", %s::jsonb)"
+ROW_PLACEHOLDER = "(" + ", ".join(["%s"] * (len(INSERT_COLUMNS) - 2)) + ", %s::jsonb, %s::jsonb)"
 
 
 def persist_events(events: Sequence[PreparedEvent], context: IngestContext) -> set[tuple]:
@@ -415,6 +423,7 @@ def persist_events(events: Sequence[PreparedEvent], context: IngestContext) -> s
                 event.actor_hash,
                 context.request_id,
                 json.dumps(event.payload, separators=(",", ":")),
+                json.dumps(event.redactions, separators=(",", ":")),
             )
         )
     sql = (
@@ -473,6 +482,8 @@ def ingest_batch(items: Iterable[RawItem], context: IngestContext) -> BatchResul
                 metrics.DEPRECATED_SCHEMA_EVENTS.labels(
                     prepared.schema_name, str(prepared.schema_version)
                 ).inc()
+            for path, rule in prepared.redactions:
+                metrics.REDACTIONS.labels(prepared.schema_name, path, rule).inc()
     _count(results, labels)
     return BatchResult(results)
 

@@ -18,6 +18,15 @@ DEFAULTS: dict[str, Any] = {
     # Keys for keyed hashes: key id -> secret. The active key hashes new data.
     "HASH_KEYS": {"k1": "dev-insecure-hash-key-change-me"},
     "HASH_KEY_ID": "k1",
+    # Fields with no classification: "drop" them (default) or "reject" the event.
+    "UNCLASSIFIED_FIELDS": "drop",
+    # A pseudonymous id kept as-is that is not a hash: "reject" the event or "hash" it.
+    "UNHASHED_PSEUDONYM": "reject",
+    # Map keys whose values are redacted whatever they hold.
+    "SENSITIVE_KEY_PATTERN": (
+        r"(?i)(pass(word|wd)?|secret|token|authorization|api[_-]?key|private[_-]?key"
+        r"|credential|cookie|session[_-]?key)"
+    ),
 }
 
 

@@ -152,3 +152,15 @@ TELEMETRY_HASH_KEY_ID = env_str("TELEMETRY_HASH_KEY_ID", next(iter(TELEMETRY_HAS
 if TELEMETRY_HASH_KEY_ID not in TELEMETRY_HASH_KEYS:
     raise ValueError("TELEMETRY_HASH_KEY_ID must name a key listed in TELEMETRY_HASH_KEYS")
 TELEMETRY_PLAN_REFRESH_SECONDS = float(env_str("TELEMETRY_PLAN_REFRESH_SECONDS", "1"))
+
+# Fields with no classification: "drop" (default) or "reject" the whole event.
+TELEMETRY_UNCLASSIFIED_FIELDS = env_str("TELEMETRY_UNCLASSIFIED_FIELDS", "drop")
+# A pseudonymous id kept as-is (e.g. actor_scope_hash) that is not a hash: "reject" or "hash".
+TELEMETRY_UNHASHED_PSEUDONYM = env_str("TELEMETRY_UNHASHED_PSEUDONYM", "reject")
+if TELEMETRY_UNCLASSIFIED_FIELDS not in {"drop", "reject"}:
+    raise ValueError("TELEMETRY_UNCLASSIFIED_FIELDS must be 'drop' or 'reject'")
+if TELEMETRY_UNHASHED_PSEUDONYM not in {"reject", "hash"}:
+    raise ValueError("TELEMETRY_UNHASHED_PSEUDONYM must be 'reject' or 'hash'")
+_sensitive_keys = env_str("TELEMETRY_SENSITIVE_KEY_PATTERN", "")
+if _sensitive_keys:
+    TELEMETRY_SENSITIVE_KEY_PATTERN = _sensitive_keys

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from django.test import Client
@@ -176,3 +177,25 @@ def client_telemetry_events(count: int = 3, *, start_ms: int | None = None) -> l
             }
         )
     return events
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CLIENT_TELEMETRY_POLICY = REPO_ROOT / "docs/policies/openagents.sync.client_telemetry.v1.yaml"
+
+
+def client_telemetry_schema_register(*, status: str = "active"):
+    """Register the client telemetry contract and apply its shipped field policies."""
+    from governance.policies import policy_yaml_parse
+    from governance.services import policy_document_apply, schema_register
+
+    revision = schema_register(
+        name=CLIENT_TELEMETRY_SCHEMA,
+        proto_files={"client_telemetry.proto": CLIENT_TELEMETRY_PROTO},
+        message_name=CLIENT_TELEMETRY_MESSAGE,
+        event_class="client_diagnostic",
+        status=status,
+        actor=None,
+    ).revision
+    document = policy_yaml_parse(CLIENT_TELEMETRY_POLICY.read_text())
+    policy_document_apply(document=document, actor=None)
+    return revision

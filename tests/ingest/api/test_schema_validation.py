@@ -10,13 +10,12 @@ from google.protobuf import json_format
 from governance.choices import RevisionStatus
 from governance.platform_protos import event_batch_class
 from governance.selectors import schema_plans
-from governance.services import schema_register, schema_revision_status_change
+from governance.services import schema_revision_status_change
 from ingest.models import Event
 from tests.factories import (
-    CLIENT_TELEMETRY_MESSAGE,
-    CLIENT_TELEMETRY_PROTO,
     CLIENT_TELEMETRY_SCHEMA,
     client_telemetry_events,
+    client_telemetry_schema_register,
 )
 
 pytestmark = pytest.mark.django_db
@@ -24,13 +23,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def client_schema(platform_config):
-    return schema_register(
-        name=CLIENT_TELEMETRY_SCHEMA,
-        proto_files={"client_telemetry.proto": CLIENT_TELEMETRY_PROTO},
-        message_name=CLIENT_TELEMETRY_MESSAGE,
-        event_class="client_diagnostic",
-        actor=None,
-    ).revision
+    return client_telemetry_schema_register()
 
 
 def protobuf_batch(events: list[dict], schema: str = CLIENT_TELEMETRY_SCHEMA) -> bytes:
@@ -179,14 +172,7 @@ def test_lifecycle_states_at_ingest(ingest_client, client_schema, settings):
 def test_draft_revision_refuses_until_activated(ingest_client, platform_config, settings):
     """A schema whose only revision is a draft refuses events with schema_draft."""
     settings.TELEMETRY_PLAN_REFRESH_SECONDS = 0
-    revision = schema_register(
-        name=CLIENT_TELEMETRY_SCHEMA,
-        proto_files={"client_telemetry.proto": CLIENT_TELEMETRY_PROTO},
-        message_name=CLIENT_TELEMETRY_MESSAGE,
-        event_class="client_diagnostic",
-        status=RevisionStatus.DRAFT,
-        actor=None,
-    ).revision
+    revision = client_telemetry_schema_register(status=RevisionStatus.DRAFT)
     body = {"events": client_telemetry_events(1)}
     query = f"?schema={CLIENT_TELEMETRY_SCHEMA}"
     assert ingest_client.post(body, query=query).json()["results"][0]["code"] == "schema_draft"

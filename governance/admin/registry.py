@@ -1,4 +1,4 @@
-"""Admin for governance: event classes with retention, schemas and their revisions."""
+"""Admin of the registry: event classes with retention, schemas and their revisions."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.utils.html import format_html_join
 
-from .choices import RevisionStatus
-from .descriptors import field_catalogue
-from .forms import SchemaRegisterForm
-from .models import EventClass, Schema, SchemaRevision
-from .schemas import load_schema
-from .services import (
+from ..choices import RevisionStatus
+from ..descriptors import field_catalogue
+from ..forms import SchemaRegisterForm
+from ..models import EventClass, Schema, SchemaRevision
+from ..schemas import load_schema
+from ..selectors import field_policy_specs, policy_coverage
+from ..services import (
     LifecycleError,
     SchemaRegistrationError,
     event_class_retention_update,
@@ -153,10 +154,12 @@ class SchemaRevisionAdmin(admin.ModelAdmin):
         if revision is not None:
             compiled = load_schema(bytes(revision.descriptor_set), revision.message_name)
             roles_by_path = {path: role for role, path in revision.roles.items()}
+            policies = field_policy_specs(revision)
             extra_context["catalogue"] = [
-                (info, roles_by_path.get(info.path, ""))
+                (info, roles_by_path.get(info.path, ""), policies.get(info.path))
                 for info in field_catalogue(compiled.descriptor)
             ]
+            extra_context["unclassified"] = policy_coverage(revision)
         return super().change_view(request, object_id, form_url, extra_context)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
