@@ -67,3 +67,19 @@ PLATFORM_PROTO_FILES = ("telemetry/v1/events.proto", "telemetry/v1/options.proto
 def platform_proto_sources() -> dict[str, str]:
     """Return the platform's event .proto files, by their import path."""
     return {name: (Path(PLATFORM_PROTO_ROOT) / name).read_text() for name in PLATFORM_PROTO_FILES}
+
+
+def default_scanner_rules() -> tuple:
+    """The content scanners every plan runs: the built-ins, plus UUIDs pseudonymised.
+
+    Device and installation ids are UUIDs; in free text or attributes they are replaced
+    by their keyed hash, which keeps them joinable without keeping them.
+    """
+    from .scanners import BUILTIN_RULES, ScannerRule
+
+    uuid_rule = ScannerRule(
+        name="uuid",
+        pattern=r"(?i)\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b",
+        action="hash",
+    )
+    return (*BUILTIN_RULES, uuid_rule)

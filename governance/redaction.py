@@ -309,6 +309,8 @@ def _apply_map(
     if not rule.is_string:
         return
     fired_rules: list[str] = []
+    if plan.scanner is not None:
+        _scan_map_keys(plan.scanner, entries, fired_rules)
     for entry_key in list(entries):
         value = entries[entry_key]
         if plan.sensitive_key(str(entry_key)):
@@ -332,6 +334,19 @@ def _apply_map(
     # Keys can be personal too: record the map's path and the rules, never the keys.
     for fired_rule in dict.fromkeys(fired_rules):
         record.append((rule.dotted, fired_rule))
+
+
+def _scan_map_keys(scanner: CompiledScanner, entries: object, fired_rules: list[str]) -> None:
+    # Keys are data too ({"alice@example.com": "3"}): a key a scanner fires on is renamed.
+    for entry_key in list(entries):
+        if not isinstance(entry_key, str):
+            return
+        scanned, fired = scan_text(scanner, entry_key)
+        if fired:
+            value = entries[entry_key]
+            del entries[entry_key]
+            entries[scanned] = value
+            fired_rules.extend(f"key_scanner:{hit}" for hit in fired)
 
 
 def _generalize(rule: FieldRule, parent: Message, name: str, record: list[tuple[str, str]]) -> None:

@@ -17,7 +17,8 @@ from .choices import INGESTIBLE_STATUSES, RevisionStatus
 from .fastjson import compile_json_parser
 from .models import EventClass, FieldPolicy, PolicyEpoch, ScannerRule, Schema, SchemaRevision
 from .redaction import PolicySpec, RedactionPlan, redaction_plan_compile
-from .scanners import BUILTIN_RULES, CompiledScanner, scanner_compile, sensitive_key_matcher
+from .defaults import default_scanner_rules
+from .scanners import CompiledScanner, scanner_compile, sensitive_key_matcher
 from .scanners import ScannerRule as ScannerRule_
 from .schemas import CompiledSchema, leaf_fields, load_schema
 
@@ -248,7 +249,7 @@ def content_scanner_get() -> CompiledScanner:
         for rule in ScannerRule.objects.filter(enabled=True).order_by("name")
     ]
     return scanner_compile(
-        [*BUILTIN_RULES, *custom],
+        [*default_scanner_rules(), *custom],
         key_id=telemetry_settings.HASH_KEY_ID,
         key=telemetry_settings.HASH_KEYS[telemetry_settings.HASH_KEY_ID],
     )

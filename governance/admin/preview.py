@@ -13,7 +13,8 @@ from telemetry_platform.conf import telemetry_settings
 from ..descriptors import validate_json
 from ..models import ScannerRule, SchemaRevision
 from ..redaction import redact_message, redaction_plan_compile
-from ..scanners import BUILTIN_RULES, scanner_compile, sensitive_key_matcher
+from ..defaults import default_scanner_rules
+from ..scanners import scanner_compile, sensitive_key_matcher
 from ..scanners import ScannerRule as ScanRule
 from ..schemas import load_schema
 from ..selectors import field_policy_specs
@@ -43,7 +44,7 @@ def redaction_preview(
     if issue is not None:
         where = f" at {issue.field}" if issue.field else ""
         return PreviewResult(before, "", [], f"{issue.code}{where}: {issue.message}")
-    rules = [*BUILTIN_RULES]
+    rules = [*default_scanner_rules()]
     rules.extend(
         ScanRule(
             name=r.name,

@@ -12,16 +12,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("schema")
-        parser.add_argument("--version", type=int, default=None, help="a specific revision")
+        parser.add_argument("--revision", type=int, default=None, help="a specific revision number")
 
     def handle(self, *args: object, **options: object) -> None:
         revisions = SchemaRevision.objects.filter(schema__name=options["schema"])
-        if options["version"] is not None:
-            revisions = revisions.filter(version=options["version"])
+        if options["revision"] is not None:
+            revisions = revisions.filter(version=options["revision"])
         revision = revisions.order_by("-version").first()
         if revision is None:
             raise CommandError(f"no schema revision {options['schema']!r}")
-        version = options["version"]
+        version = options["revision"]
         self.stdout.write(
             policy_yaml_dump(revision.schema.name, field_policy_specs(revision), version=version),
             ending="",
