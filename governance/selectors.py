@@ -14,10 +14,10 @@ from google.protobuf.message import Message
 from telemetry_platform.conf import telemetry_settings
 
 from .choices import INGESTIBLE_STATUSES, RevisionStatus
+from .defaults import default_scanner_rules
 from .fastjson import compile_json_parser
 from .models import EventClass, FieldPolicy, PolicyEpoch, ScannerRule, Schema, SchemaRevision
 from .redaction import PolicySpec, RedactionPlan, redaction_plan_compile
-from .defaults import default_scanner_rules
 from .scanners import CompiledScanner, scanner_compile, sensitive_key_matcher
 from .scanners import ScannerRule as ScannerRule_
 from .schemas import CompiledSchema, leaf_fields, load_schema

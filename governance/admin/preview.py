@@ -10,12 +10,12 @@ from google.protobuf import json_format
 
 from telemetry_platform.conf import telemetry_settings
 
+from ..defaults import default_scanner_rules
 from ..descriptors import validate_json
 from ..models import ScannerRule, SchemaRevision
 from ..redaction import redact_message, redaction_plan_compile
-from ..defaults import default_scanner_rules
-from ..scanners import scanner_compile, sensitive_key_matcher
 from ..scanners import ScannerRule as ScanRule
+from ..scanners import scanner_compile, sensitive_key_matcher
 from ..schemas import load_schema
 from ..selectors import field_policy_specs
 

@@ -38,10 +38,24 @@ message Line { string sku = 1; string buyer_email = 2; }
 KEY_ID, KEY = "k1", "test-key"
 ALL_KEEP = {
     path: PolicySpec("internal", "keep")
-    for path in (
-        "user_id card note client_ip seen_at seen_ms password attributes actor.email "
-        "actor.display_name lines.sku lines.buyer_email actor_scope_hash count secret_note tags"
-    ).split()
+    for path in [
+        "user_id",
+        "card",
+        "note",
+        "client_ip",
+        "seen_at",
+        "seen_ms",
+        "password",
+        "attributes",
+        "actor.email",
+        "actor.display_name",
+        "lines.sku",
+        "lines.buyer_email",
+        "actor_scope_hash",
+        "count",
+        "secret_note",
+        "tags",
+    ]
 }
 
 
