@@ -81,5 +81,7 @@ def default_scanner_rules() -> tuple:
         name="uuid",
         pattern=r"(?i)\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b",
         action="hash",
+        prefilter="-",
+        min_digits=4,
     )
     return (*BUILTIN_RULES, uuid_rule)

@@ -20,6 +20,8 @@ from .hashing import keyed_hash
 
 
 class ScanAction(enum.StrEnum):
+    """What replaces a finding: a token, the keyed hash, or the value with most of it starred."""
+
     REPLACE = "replace"
     HASH = "hash"
     MASK = "mask"
@@ -38,8 +40,12 @@ class ScannerRule:
 
     ``validator`` receives the whole match; a match it rejects is left alone. When the
     pattern has a group named ``secret``, only that group is replaced (and reported).
-    ``prefilter`` is an optional cheap regex that must match somewhere in a value for
-    ``pattern`` to possibly match; values that fail it skip the rule entirely.
+
+    Two optional speed hints let values skip the rule without running ``pattern``; both
+    must be necessary conditions for a match, or the rule will miss things:
+    ``prefilter`` is a regex (compiled without ``flags``) that must match somewhere in the
+    value; a plain alternation of up to three literals, optionally inside ``(?i:...)``, is
+    run as substring tests. ``min_digits`` is the fewest ASCII digits a match contains.
     """
 
     name: str
@@ -50,6 +56,7 @@ class ScannerRule:
     validator: Callable[[str], bool] | None = None
     flags: int = 0
     prefilter: str | None = None
+    min_digits: int = 0
 
     @property
     def token(self) -> str:
@@ -58,6 +65,8 @@ class ScannerRule:
 
 @dataclass(frozen=True)
 class Finding:
+    """One redacted span: ``text[start:end]`` of the original text, found by ``rule``."""
+
     rule: str
     start: int
     end: int
@@ -171,40 +180,42 @@ def _credential_valid(match: str) -> bool:
 # --- built-in rules --------------------------------------------------------------------
 
 _H = "[0-9A-Fa-f]{1,4}"
-_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _V4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+# Branch order is the tie-breaker (sre takes the first branch that succeeds): dotted-quad
+# tails first, then compressed forms with the fewest groups left of "::" so the greedy
+# right-hand side takes every group ("fe80::1:2", not "fe80::1" + ":2").
 _IPV6_FORMS = "|".join(
     [
         rf"(?:{_H}:){{7}}{_H}",
         rf"(?:{_H}:){{6}}{_V4}",
-        *(rf"(?:{_H}:){{1,{left}}}(?::{_H}){{1,{7 - left}}}" for left in range(6, 0, -1)),
-        rf"(?:{_H}:){{1,5}}:{_V4}",
+        rf"(?:{_H}:){{1,5}}:(?:{_H}:){{0,4}}{_V4}",
         rf"::(?:{_H}:){{0,5}}{_V4}",
+        *(rf"(?:{_H}:){{{left}}}(?::{_H}){{1,{7 - left}}}" for left in range(1, 7)),
         rf"(?:{_H}:){{1,7}}:",
         rf":(?::{_H}){{1,7}}",
         "::",
     ]
 )
-# Not glued to a word on the left; on the right, not followed by more of an address
-# (another hex group or a dotted quad), so the longest form wins over "fe80::" + "1".
+# Not glued to a word or a dotted number on either side.
 _IPV6 = (
     rf"(?<![0-9A-Za-z_.])(?:{_IPV6_FORMS})(?:%[0-9A-Za-z_.~-]{{1,32}})?"
-    rf"(?![0-9A-Za-z_]|:{_H}(?![0-9A-Za-z_])|::|\.\d)"
+    r"(?![0-9A-Za-z_])(?!\.[0-9])"
 )
 
-_IBAN_BY_LENGTH: dict[int, list[str]] = {}
-for _country, _length in sorted(IBAN_LENGTHS.items()):
-    _IBAN_BY_LENGTH.setdefault(_length, []).append(_country)
-# One branch per length so the count is exact: a grouped IBAN followed by " EUR" or by
-# another number stops at the right place instead of swallowing its neighbour.
-_IBAN = (
-    r"(?<![A-Za-z0-9])(?:"
-    + "|".join(
+
+def _iban_pattern() -> str:
+    # One branch per length so the count is exact: a grouped IBAN followed by " EUR" or by
+    # another number stops at the right place instead of swallowing its neighbour.
+    by_length: dict[int, list[str]] = {}
+    for country, length in sorted(IBAN_LENGTHS.items()):
+        by_length.setdefault(length, []).append(country)
+    branches = "|".join(
         rf"(?:{'|'.join(countries)})[0-9]{{2}}(?: ?[A-Z0-9]){{{length - 4}}}"
-        for length, countries in sorted(_IBAN_BY_LENGTH.items())
+        for length, countries in sorted(by_length.items())
     )
-    + r")(?![A-Za-z0-9])"
-)
+    return rf"(?<![A-Za-z0-9])(?:{branches})(?![A-Za-z0-9])"
+
 
 _TOKEN68 = r"[A-Za-z0-9\-._~+/]+=*"
 
@@ -240,7 +251,7 @@ BUILTIN_RULES: tuple[ScannerRule, ...] = (
             r"|glpat-[0-9A-Za-z_-]{20,50}"  # GitLab personal access token
             r")"
         ),
-        prefilter=r"sk_|rk_|AKIA|ASIA|gh[pousr]_|github_pat_|xox|AIza|glpat-",
+        prefilter=r"sk_|rk_|AKIA|ASIA|gh[pousr]_|github_pat_|xox[abposr]-|AIza|glpat-",
     ),
     ScannerRule(
         name="bearer_token",
@@ -273,16 +284,18 @@ BUILTIN_RULES: tuple[ScannerRule, ...] = (
         prefilter="@",
     ),
     ScannerRule(
+        name="iban",
+        # Before cards: an IBAN's digits can pass Luhn, never the other way round.
+        pattern=_iban_pattern(),
+        validator=iban_valid,
+        prefilter=r"[0-9]{2}(?<=[A-Z]{2}[0-9]{2})",  # digits are rarer than capitals
+        min_digits=2,
+    ),
+    ScannerRule(
         name="credit_card",
         pattern=r"(?<![0-9A-Za-z_])[0-9](?:[ -]?[0-9]){12,18}(?![0-9A-Za-z_])",
         validator=_card_valid,
-        prefilter=r"[0-9](?:[ -]?[0-9]){12}",
-    ),
-    ScannerRule(
-        name="iban",
-        pattern=_IBAN,
-        validator=iban_valid,
-        prefilter=r"[A-Z]{2}[0-9]{2}",
+        min_digits=13,
     ),
     ScannerRule(
         name="us_ssn",
@@ -292,7 +305,8 @@ BUILTIN_RULES: tuple[ScannerRule, ...] = (
             r"(?!000|666|9)[0-9]{3}-(?!00)[0-9]{2}-(?!0000)[0-9]{4}"
             r"(?![0-9A-Za-z_])(?!-[0-9])"
         ),
-        prefilter=r"[0-9]-[0-9]{2}-[0-9]",
+        prefilter=r"-[0-9]{2}-",
+        min_digits=9,
     ),
     ScannerRule(
         name="ipv6",
@@ -308,7 +322,8 @@ BUILTIN_RULES: tuple[ScannerRule, ...] = (
             r"(?![0-9A-Za-z_])(?!\.[0-9])"
         ),
         validator=_ipv4_valid,
-        prefilter=r"[0-9]\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]",
+        prefilter=r"\.[0-9]{1,3}\.[0-9]{1,3}\.",  # literal-led prefilters scan fastest
+        min_digits=4,
     ),
 )
 
@@ -321,12 +336,13 @@ DEFAULT_SENSITIVE_KEY_PATTERN = (
 # --- compiling and scanning ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _CompiledRule:
     name: str
     search: Callable[..., re.Match[str] | None]
     match: Callable[..., re.Match[str] | None]
-    prefilter: Callable[[str], re.Match[str] | None] | None
+    prefilter: Callable[[str], object] | None
+    min_digits: int
     has_secret: bool
     action: str
     token: str
@@ -334,19 +350,55 @@ class _CompiledRule:
     validator: Callable[[str], bool] | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CompiledScanner:
     """Rules compiled once, in priority order, plus the hashing key; opaque to callers."""
 
     rules: tuple[_CompiledRule, ...]
-    # One search that any value must pass for any rule to run: the union of every rule's
-    # prefilter, or None when some rule has no prefilter (then every value is scanned).
-    gate: Callable[[str], re.Match[str] | None] | None
     key_id: str
     key: str
 
 
-# How many shorter matches to try when a validator rejects one (see _find).
+# Literal alternations, optionally case-insensitive: "eyJ", "@", "(?i:bearer|basic)".
+_LITERALS = re.compile(r"(\(\?i:)?([-\w@:/#=,;<>'\"!%&~ ]+(?:\|[-\w@:/#=,;<>'\"!%&~ ]+)*)(\))?")
+_DIGITS = b"0123456789"
+
+
+def _prefilter_compile(prefilter: str) -> Callable[[str], object]:
+    """The cheapest test equivalent to ``re.search(prefilter, value)``.
+
+    ``in`` on str runs at memchr speed and a lower() is one pass, while sre tries every
+    alternative at every position (an (?i:) alternation of three words costs ~1 us).
+    """
+    literal = _LITERALS.fullmatch(prefilter)
+    if (
+        literal is not None
+        and prefilter.isascii()  # str.lower() and re.IGNORECASE agree on ASCII
+        and bool(literal.group(1)) == bool(literal.group(3))
+    ):
+        words = literal.group(2).split("|")
+        if len(words) <= 3:
+            # Padding with the first word keeps one closure shape without a generator.
+            first, second, third = (*words, words[0], words[0])[:3]
+            if literal.group(1):
+                first, second, third = first.lower(), second.lower(), third.lower()
+                return lambda value: (
+                    first in (lowered := value.lower()) or second in lowered or third in lowered
+                )
+            if len(words) == 1:
+                return lambda value: first in value
+            return lambda value: first in value or second in value or third in value
+    return re.compile(prefilter).search
+
+
+def _count_digits(text: str) -> int:
+    # bytes.translate with a delete table is a C loop; counting via str or regex is 5x slower.
+    # Only ASCII digits count, matching the [0-9] classes of the rules that use it.
+    data = text.encode("utf-8", "surrogatepass")
+    return len(data) - len(data.translate(None, _DIGITS))
+
+
+# How many shorter matches to try when a validator rejects one (see _shrink).
 _MAX_SHRINK = 8
 
 
@@ -364,7 +416,8 @@ def scanner_compile(rules: Sequence[ScannerRule], *, key_id: str, key: str) -> C
                 name=rule.name,
                 search=regex.search,
                 match=regex.match,
-                prefilter=re.compile(rule.prefilter).search if rule.prefilter else None,
+                prefilter=_prefilter_compile(rule.prefilter) if rule.prefilter else None,
+                min_digits=rule.min_digits,
                 has_secret=SECRET_GROUP in regex.groupindex,
                 action=rule.action,
                 token=rule.token,
@@ -372,10 +425,7 @@ def scanner_compile(rules: Sequence[ScannerRule], *, key_id: str, key: str) -> C
                 validator=rule.validator,
             )
         )
-    gate = None
-    if compiled and all(rule.prefilter for rule in rules):
-        gate = re.compile("|".join(f"(?:{rule.prefilter})" for rule in rules)).search
-    return CompiledScanner(rules=tuple(compiled), gate=gate, key_id=key_id, key=key)
+    return CompiledScanner(rules=tuple(compiled), key_id=key_id, key=key)
 
 
 def _span(rule: _CompiledRule, match: re.Match[str]) -> tuple[int, int]:
@@ -393,7 +443,7 @@ def _shrink(rule: _CompiledRule, text: str, match: re.Match[str]) -> re.Match[st
     tries = 0
     cut = end - 1
     while cut > start and tries < _MAX_SHRINK:
-        if not text[cut].isalnum() and text[cut - 1].isalnum():
+        if text[cut - 1].isalnum() and not (text[cut].isalnum() or text[cut] == "_"):
             tries += 1
             shorter = rule.match(text, start, cut)
             if shorter is not None and shorter.end() > start:
@@ -404,50 +454,66 @@ def _shrink(rule: _CompiledRule, text: str, match: re.Match[str]) -> re.Match[st
     return None
 
 
-def _overlap(hits: list[tuple[int, int, int]], start: int, end: int) -> int | None:
-    """End of an accepted span overlapping [start, end), or None."""
+def _overlap(hits: list[tuple[int, int, int]], start: int, end: int) -> tuple[int, int] | None:
+    """An accepted span overlapping [start, end), or None."""
     for taken_start, taken_end, _ in hits:
         if start < taken_end and taken_start < end:
-            return taken_end
+            return taken_start, taken_end
     return None
 
 
 def _find(scanner: CompiledScanner, text: str) -> list[tuple[int, int, int]] | None:
     """Accepted (start, end, rule index) spans, in the order they were accepted."""
-    if scanner.gate is not None and scanner.gate(text) is None:
-        return None
-    accepted: list[tuple[int, int, int]] = []
-    length = len(text)
+    accepted: list[tuple[int, int, int]] | None = None
+    digits = -1
     for index, rule in enumerate(scanner.rules):
-        if rule.prefilter is not None and rule.prefilter(text) is None:
+        if rule.min_digits:
+            if digits < 0:
+                digits = _count_digits(text)
+            if digits < rule.min_digits:
+                continue
+        if rule.prefilter is not None and not rule.prefilter(text):
             continue
-        pos = 0
-        while pos <= length:
-            match = rule.search(text, pos)
-            if match is None:
-                break
-            start = match.start()
-            if match.end() == start:  # zero-width matches redact nothing
-                pos = start + 1
-                continue
-            if rule.validator is not None and not rule.validator(match.group()):
-                match = _shrink(rule, text, match)
-                if match is None:
-                    # A later start may still hold a valid match ("2024 4111 1111 1111 1111").
-                    pos = start + 1
-                    continue
+        match = rule.search(text)
+        if match is not None:
+            if accepted is None:
+                accepted = []
+            _collect(rule, index, text, match, accepted)
+    return accepted
+
+
+def _collect(
+    rule: _CompiledRule,
+    index: int,
+    text: str,
+    match: re.Match[str] | None,
+    accepted: list[tuple[int, int, int]],
+) -> None:
+    """Add the rule's acceptable, non-overlapping matches, starting from ``match``."""
+    length = len(text)
+    while match is not None:
+        start = match.start()
+        pos = start + 1
+        if match.end() == start:  # zero-width matches redact nothing
+            pass
+        elif rule.validator is not None and not rule.validator(match.group()):
+            match = _shrink(rule, text, match)
+            # Without a shorter valid match, a later start may still hold one
+            # ("2024 4111 1111 1111 1111"), so the search resumes one character on.
+        if match is not None and match.end() > start:
             span_start, span_end = _span(rule, match)
-            if span_end == span_start:
-                pos = match.end()
-                continue
             blocker = _overlap(accepted, span_start, span_end)
             if blocker is not None:
-                # A higher-priority finding owns this text; look again just past the clash.
-                pos = blocker if start >= blocker else start + 1
-                continue
-            accepted.append((span_start, span_end, index))
-            pos = match.end()
-    return accepted
+                # A higher-priority finding owns this text. A whole-match rule cannot
+                # fit inside it, so skip past it; otherwise retry one character on.
+                if not rule.has_secret and start >= blocker[0]:
+                    pos = blocker[1]
+            elif span_end > span_start:
+                accepted.append((span_start, span_end, index))
+                pos = match.end()
+        if pos > length:
+            return
+        match = rule.search(text, pos)
 
 
 def _redact(scanner: CompiledScanner, rule: _CompiledRule, value: str) -> str:
@@ -475,7 +541,7 @@ def scan_text(scanner: CompiledScanner, text: str) -> tuple[str, tuple[str, ...]
     """Redact ``text``; return it with the names of the rules that fired (text order, once).
 
     When nothing fires the very same ``str`` object comes back with ``()``, so callers can
-    test ``result is value`` and most values cost one prefilter search.
+    test ``result is value``; such values mostly cost a few substring tests.
     """
     accepted = _find(scanner, text)
     if not accepted:
@@ -621,7 +687,26 @@ def _first_chars(sub: _sre_parse.SubPattern) -> Callable[[str], bool]:
     return lambda char: True
 
 
-def _check_backtracking(sub: _sre_parse.SubPattern) -> None:
+def _sequence(sub: _sre_parse.SubPattern) -> Iterator[tuple[object, object]]:
+    """The nodes of ``sub`` in order, with plain groups spliced in (same language)."""
+    for op, av in sub:
+        if op is _sre.SUBPATTERN:
+            yield from _sequence(av[3])  # type: ignore[index]
+        else:
+            yield op, av
+
+
+def _all_children(op: object, av: object) -> Iterator[_sre_parse.SubPattern]:
+    """Like _children, but also into atomic groups and possessive repeats (still checked)."""
+    if op is _sre.ATOMIC_GROUP:
+        yield av  # type: ignore[misc]
+    elif op is _sre.POSSESSIVE_REPEAT:
+        yield av[2]  # type: ignore[index]
+    else:
+        yield from _children(op, av)
+
+
+def _check_backtracking(sub: _sre_parse.SubPattern, *, ignorecase: bool) -> None:
     for op, av in sub:
         if op in _REPEATS and av[1] > 1:  # type: ignore[index]
             body = av[2]  # type: ignore[index]
@@ -631,7 +716,18 @@ def _check_backtracking(sub: _sre_parse.SubPattern) -> None:
                 # repeats can eat, e.g. (?:\.\w+)+ or (\d{1,3}\.){3}: then iterations cannot
                 # trade characters with each other.
                 eaters = [_chars_consumed(child) for child in inner]
-                delimiters = [test for o, a in body if (test := _char_test(o, a)) is not None]
+                delimiters = [
+                    test for o, a in _sequence(body) if (test := _char_test(o, a)) is not None
+                ]
+                if ignorecase:  # then a delimiter matches, and is eaten, in either case
+                    delimiters = [
+                        lambda char, test=test: test(char.lower()) or test(char.upper())
+                        for test in delimiters
+                    ]
+                    eaters = [
+                        lambda char, eat=eat: eat(char.lower()) or eat(char.upper())
+                        for eat in eaters
+                    ]
                 if not any(
                     not any(eat(char) for eat in eaters for char in _ASCII if delim(char))
                     for delim in delimiters
@@ -640,7 +736,7 @@ def _check_backtracking(sub: _sre_parse.SubPattern) -> None:
                         "pattern nests a variable quantifier inside another, e.g. (a+)+ or "
                         "(\\w+\\s?)*; this can backtrack catastrophically"
                     )
-            for child_op, child_av in body:
+            for child_op, child_av in _sequence(body):
                 if child_op is _sre.BRANCH:
                     firsts = [_first_chars(alternative) for alternative in child_av[1]]
                     for i, first in enumerate(firsts):
@@ -648,11 +744,11 @@ def _check_backtracking(sub: _sre_parse.SubPattern) -> None:
                             if any(first(char) and other(char) for char in _ASCII):
                                 raise ValueError(
                                     "pattern repeats an alternation whose branches can start "
-                                    "with the same character, e.g. (a|ab)*; this can "
+                                    "with the same character, e.g. (a|aa)*; this can "
                                     "backtrack catastrophically"
                                 )
-        for child in _children(op, av):
-            _check_backtracking(child)
+        for child in _all_children(op, av):
+            _check_backtracking(child, ignorecase=ignorecase)
 
 
 def validate_custom_pattern(pattern: str, *, max_length: int = 500) -> None:
@@ -663,11 +759,11 @@ def validate_custom_pattern(pattern: str, *, max_length: int = 500) -> None:
     backtracking shapes: a repeated group containing a variable quantifier, such as
     ``(a+)+``, ``(.*)*`` or ``(\\w+\\s?)*``, unless every iteration contains a fixed character
     the inner quantifiers cannot match (``(?:\\.\\w+)+`` is fine), and a repeated alternation
-    whose branches can begin with the same character (``(a|ab)*``). Possessive quantifiers
-    and atomic groups are exempt. Not detected: polynomial blow-ups from adjacent
-    overlapping quantifiers (``\\d+\\d+\\d+x``) and back-references; keep custom patterns
-    anchored on literal text where possible. Messages never repeat the pattern, which may
-    itself contain sample data.
+    whose branches can begin with the same character (``(a|aa)*``; this also rejects some
+    safe patterns such as ``(a|ab)+``). An outer possessive quantifier or atomic group is
+    exempt. Not detected: polynomial blow-ups from adjacent overlapping quantifiers
+    (``\\d+\\d+\\d+x``) and back-references; keep custom patterns anchored on literal text
+    where possible. Messages never repeat the pattern, which may itself contain sample data.
     """
     if not pattern or not pattern.strip():
         raise ValueError("pattern is empty")
@@ -683,4 +779,7 @@ def validate_custom_pattern(pattern: str, *, max_length: int = 500) -> None:
     for probe in _EMPTY_PROBES:
         if any(match.end() == match.start() for match in compiled.finditer(probe)):
             raise ValueError("pattern can match the empty string")
-    _check_backtracking(parsed)
+    # Inline (?i) anywhere, scoped or global, is treated as applying everywhere: cheap and
+    # errs towards rejecting.
+    ignorecase = re.search(r"\(\?[aiLmsux-]*i", pattern) is not None
+    _check_backtracking(parsed, ignorecase=ignorecase)
