@@ -29,6 +29,7 @@ class SchemaPlan:
 
     schema_name: str
     event_class: str
+    retention_days: int
     revision_id: int
     version: int
     status: str
@@ -55,6 +56,7 @@ class SchemaRefusal:
 class _IndexEntry:
     schema_name: str
     event_class: str
+    retention_days: int
     revision: SchemaRevision | None  # the newest ingestible revision
     refusal: SchemaRefusal | None
     by_version: Mapping[int, SchemaRevision]
@@ -120,7 +122,7 @@ class SchemaPlanCache:
     @staticmethod
     def _load_index() -> dict[str, _IndexEntry]:
         index = {}
-        schemas = Schema.objects.prefetch_related(
+        schemas = Schema.objects.select_related("event_class").prefetch_related(
             Prefetch("revisions", queryset=SchemaRevision.objects.defer("proto_files"))
         )
         for schema in schemas:
@@ -129,6 +131,7 @@ class SchemaPlanCache:
             index[schema.name] = _IndexEntry(
                 schema_name=schema.name,
                 event_class=schema.event_class_id,
+                retention_days=schema.event_class.retention_days,
                 revision=revision,
                 refusal=None if revision else _refusal_for(revisions),
                 by_version={r.version: r for r in revisions},
@@ -171,6 +174,7 @@ class SchemaPlanCache:
         plan = SchemaPlan(
             schema_name=entry.schema_name,
             event_class=entry.event_class,
+            retention_days=entry.retention_days,
             revision_id=revision.pk,
             version=revision.version,
             status=revision.status,

@@ -16,6 +16,11 @@ class BatchCode:
     UNSUPPORTED_CONTENT_TYPE = "unsupported_content_type"
     MALFORMED_PROTOBUF = "malformed_protobuf"
     STORE_UNAVAILABLE = "store_unavailable"
+    MALFORMED_GZIP = "malformed_gzip"
+    UNSUPPORTED_CONTENT_ENCODING = "unsupported_content_encoding"
+    INVALID_TRACEPARENT = "invalid_traceparent"
+    INVALID_TRACESTATE = "invalid_tracestate"
+    RATE_LIMITED = "rate_limited"
 
 
 class RejectCode:
@@ -29,3 +34,8 @@ class RejectCode:
     MISSING_FIELD = "missing_field"
     OUT_OF_RANGE = "out_of_range"
     TOO_LONG = "too_long"
+    FORBIDDEN_SCHEMA = "forbidden_schema"
+    FORBIDDEN_SOURCE = "forbidden_source"
+    EVENT_TOO_LARGE = "event_too_large"
+    CLOCK_SKEW = "clock_skew"
+    EXPIRED = "expired"

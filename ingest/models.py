@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from governance.models import EventClass, SchemaRevision
@@ -20,6 +21,36 @@ class ApiKey(models.Model):
         max_length=200,
         blank=True,
         help_text="Source recorded on events whose schema has no source field (default: the name).",
+    )
+    allowed_sources = ArrayField(
+        models.CharField(max_length=200),
+        blank=True,
+        default=list,
+        help_text="Sources this key may send events for (comma-separated); empty: any.",
+    )
+    allowed_surfaces = ArrayField(
+        models.CharField(max_length=200),
+        blank=True,
+        default=list,
+        help_text="Surfaces (e.g. CLIENT_SURFACE_IOS) this key may send; empty: any.",
+    )
+    allowed_event_classes = ArrayField(
+        models.CharField(max_length=48),
+        blank=True,
+        default=list,
+        help_text="Event classes this key may send; empty: any.",
+    )
+    allowed_schemas = ArrayField(
+        models.CharField(max_length=200),
+        blank=True,
+        default=list,
+        help_text="Schema names this key may send (a trailing * matches a prefix); empty: any.",
+    )
+    expires_at = models.DateTimeField(null=True, blank=True)
+    rate_limit_per_second = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Events per second for this key (empty: TELEMETRY_RATE_LIMIT_EVENTS_PER_SECOND).",
     )
     prefix = models.CharField(max_length=16, unique=True, editable=False)
     secret_hash = models.CharField(max_length=64, editable=False)

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
@@ -52,12 +52,42 @@ class RetryableError(Exception):
 
 
 @dataclass(frozen=True)
+class KeyScope:
+    """What an API key may send; an empty set allows anything."""
+
+    sources: frozenset[str] = frozenset()
+    surfaces: frozenset[str] = frozenset()
+    event_classes: frozenset[str] = frozenset()
+    schemas: tuple[str, ...] = ()
+
+    def allows_schema(self, schema: str, event_class: str) -> bool:
+        """Return True if the key may send events of ``schema`` (class ``event_class``)."""
+        if self.event_classes and event_class not in self.event_classes:
+            return False
+        if not self.schemas:
+            return True
+        return any(
+            schema.startswith(allowed[:-1]) if allowed.endswith("*") else schema == allowed
+            for allowed in self.schemas
+        )
+
+    def allows_origin(self, source: str, surface: str) -> bool:
+        """Return True if the key may send events from ``source`` and ``surface``."""
+        if self.sources and source not in self.sources:
+            return False
+        return not self.surfaces or surface in self.surfaces
+
+
+@dataclass(frozen=True)
 class IngestContext:
-    """Facts of the request that events inherit: the key's source and the request id."""
+    """Facts of the request that events inherit: the key's source and scope, request ids."""
 
     source: str
     request_id: str = ""
     received_at: datetime = dataclass_field(default_factory=lambda: datetime.now(UTC))
+    scope: KeyScope = KeyScope()
+    # From a valid W3C traceparent header; applied to events that carry no trace of their own.
+    trace_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -230,9 +260,18 @@ def prepare_event(item: RawItem, context: IngestContext) -> PreparedEvent | Reje
         )
     if isinstance(plan, SchemaRefusal):
         return Rejection(plan.code, plan.message, "schema")
+    if not context.scope.allows_schema(plan.schema_name, plan.event_class):
+        return Rejection(
+            RejectCode.FORBIDDEN_SCHEMA, "this API key may not send events of this schema", "schema"
+        )
     message = validate_event(plan, item.body)
     if isinstance(message, Rejection):
         return message
+    if message.ByteSize() > telemetry_settings.MAX_EVENT_BYTES:
+        return Rejection(
+            RejectCode.EVENT_TOO_LARGE,
+            f"event is larger than {telemetry_settings.MAX_EVENT_BYTES} bytes",
+        )
     # Redact before anything else reads the values: the envelope, the derived id and
     # the stored payload all see only the redacted message.
     outcome = redact_message(plan.redaction, message)
@@ -340,18 +379,49 @@ def _trace_id(traceparent: str) -> str:
     return match.group(2)
 
 
+def _time_window_check(
+    plan: SchemaPlan, occurred_at: datetime, context: IngestContext
+) -> Rejection | None:
+    path = plan.roles[FieldRole.OCCURRED_AT]
+    skew = timedelta(seconds=telemetry_settings.MAX_FUTURE_SKEW_SECONDS)
+    if occurred_at > context.received_at + skew:
+        return Rejection(
+            RejectCode.CLOCK_SKEW,
+            f"occurred-at is more than {int(skew.total_seconds())}s in the future",
+            path,
+        )
+    if occurred_at < context.received_at - timedelta(days=plan.retention_days):
+        return Rejection(
+            RejectCode.EXPIRED,
+            f"occurred-at is older than the {plan.event_class} retention "
+            f"({plan.retention_days} days)",
+            path,
+        )
+    return None
+
+
 def _envelope(
     plan: SchemaPlan, message: Message, context: IngestContext
 ) -> PreparedEvent | Rejection:
     occurred_at = _occurred_at(plan, message)
     if isinstance(occurred_at, Rejection):
         return occurred_at
+    window = _time_window_check(plan, occurred_at, context)
+    if window is not None:
+        return window
     event_id = _text_role(plan, message, FieldRole.EVENT_ID)
     if FieldRole.EVENT_ID in plan.roles and not event_id:
         return Rejection(
             RejectCode.MISSING_FIELD, "event id is required", plan.roles[FieldRole.EVENT_ID]
         )
     source = _text_role(plan, message, FieldRole.SOURCE) or context.source
+    surface = _text_role(plan, message, FieldRole.SURFACE)
+    if not context.scope.allows_origin(source, surface):
+        return Rejection(
+            RejectCode.FORBIDDEN_SOURCE,
+            "this API key may not send events for this source or surface",
+            plan.roles.get(FieldRole.SOURCE) or plan.roles.get(FieldRole.SURFACE, ""),
+        )
     for role, value in ((FieldRole.EVENT_ID, event_id), (FieldRole.SOURCE, source)):
         if len(value) > MAX_IDENTIFIER_LENGTH:
             return Rejection(
@@ -374,7 +444,7 @@ def _envelope(
         event_id=event_id,
         occurred_at=occurred_at,
         request_id=_text_role(plan, message, FieldRole.REQUEST_ID)[:MAX_IDENTIFIER_LENGTH],
-        trace_id=_trace_id(_text_role(plan, message, FieldRole.TRACEPARENT)),
+        trace_id=_trace_id(_text_role(plan, message, FieldRole.TRACEPARENT)) or context.trace_id,
         actor_hash=_text_role(plan, message, FieldRole.ACTOR)[:MAX_IDENTIFIER_LENGTH],
         payload=payload,
         warnings=["schema revision is deprecated"] if plan.deprecated else [],
@@ -470,6 +540,8 @@ def ingest_batch(items: Iterable[RawItem], context: IngestContext) -> BatchResul
         to_store.setdefault(prepared.key, (prepared, result))
     try:
         with transaction.atomic():
+            if to_store:
+                _statement_timeout(telemetry_settings.DB_STATEMENT_TIMEOUT_MS)
             inserted = persist_events([event for event, _ in to_store.values()], context)
     except (OperationalError, InterfaceError) as exc:
         raise RetryableError("the event store is unavailable") from exc
@@ -486,6 +558,12 @@ def ingest_batch(items: Iterable[RawItem], context: IngestContext) -> BatchResul
                 metrics.REDACTIONS.labels(prepared.schema_name, path, rule).inc()
     _count(results, labels)
     return BatchResult(results)
+
+
+def _statement_timeout(milliseconds: int) -> None:
+    # A slow or locked store must answer 503 quickly rather than hold the client.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('statement_timeout', %s, true)", [f"{milliseconds}ms"])
 
 
 def _metric_labels(item: RawItem) -> tuple[str, str]:

@@ -16,14 +16,17 @@ from django.utils import timezone
 
 from audit.services import audit_event_record
 from governance.models import EventClass
+from governance.redaction import generalize_ip
 from telemetry_platform.conf import telemetry_settings
 
 from .models import ApiKey
+from .ratelimit import once_per
 
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "tgp"
 LAST_USED_GRANULARITY = timedelta(minutes=1)
+AUTH_FAILURE_WINDOW_SECONDS = 60
 
 
 def _secret_hash(presented: str) -> str:
@@ -77,6 +80,27 @@ class AuthOutcome:
     message: str = ""
 
 
+def auth_failure_record(*, code: str, presented: str, client_address: str) -> bool:
+    """Record a failed authentication as a platform audit event, at most once a minute per
+    (reason, key prefix, client network), so a flood of bad keys cannot flood the store.
+
+    Only the key's public prefix is recorded, never the presented secret.
+    """
+    parts = presented.split("_", 2)
+    prefix = parts[1] if len(parts) == 3 and parts[0] == KEY_PREFIX else ""
+    network = generalize_ip(client_address) or "unknown"
+    if not once_per(f"authfail:{code}:{prefix}:{network}", AUTH_FAILURE_WINDOW_SECONDS):
+        return False
+    with transaction.atomic():
+        audit_event_record(
+            event_name="platform.auth.failed",
+            actor=None,
+            outcome="denied",
+            attributes={"reason": code, "api_key_prefix": prefix or "-", "client_network": network},
+        )
+    return True
+
+
 def api_key_authenticate(*, presented: str) -> AuthOutcome:
     """Check a presented key; record when it was last used (at most once a minute)."""
     parts = presented.split("_", 2)
@@ -88,6 +112,8 @@ def api_key_authenticate(*, presented: str) -> AuthOutcome:
     if api_key.revoked_at is not None:
         return AuthOutcome(None, "revoked_api_key", "this API key has been revoked")
     now = timezone.now()
+    if api_key.expires_at is not None and api_key.expires_at <= now:
+        return AuthOutcome(None, "expired_api_key", "this API key has expired")
     if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_GRANULARITY:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
     return AuthOutcome(api_key)

@@ -11,6 +11,17 @@ DEFAULTS: dict[str, Any] = {
     "MAX_BODY_BYTES": 5 * 1024 * 1024,
     # Most events accepted in one batch (413 beyond it).
     "MAX_EVENTS_PER_BATCH": 1000,
+    # Largest body after gzip decompression (413 beyond it): guards against zip bombs.
+    "MAX_DECOMPRESSED_BYTES": 20 * 1024 * 1024,
+    # Largest single event (JSON: its re-encoded size; binary: its bytes), rejected per event.
+    "MAX_EVENT_BYTES": 64 * 1024,
+    # How far in the future an event's occurred-at may be (clock skew), in seconds.
+    "MAX_FUTURE_SKEW_SECONDS": 300,
+    # Default per-key rate limit (events per second, and burst); 0 switches limits off.
+    "RATE_LIMIT_EVENTS_PER_SECOND": 2000.0,
+    "RATE_LIMIT_BURST": 10000.0,
+    # Statement timeout of the ingest transaction; beyond it the client gets 503.
+    "DB_STATEMENT_TIMEOUT_MS": 5000,
     # Rows deleted per statement (and per transaction) by the retention purge.
     "PURGE_BATCH_SIZE": 10_000,
     # How often (seconds) a process checks whether schemas or policies changed.

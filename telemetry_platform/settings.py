@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
@@ -139,6 +140,14 @@ LOGGING = {
 TELEMETRY_MAX_BODY_BYTES = env_int("TELEMETRY_MAX_BODY_BYTES", 5 * 1024 * 1024)
 TELEMETRY_MAX_EVENTS_PER_BATCH = env_int("TELEMETRY_MAX_EVENTS_PER_BATCH", 1000)
 TELEMETRY_PURGE_BATCH_SIZE = env_int("TELEMETRY_PURGE_BATCH_SIZE", 10_000)
+TELEMETRY_MAX_DECOMPRESSED_BYTES = env_int("TELEMETRY_MAX_DECOMPRESSED_BYTES", 20 * 1024 * 1024)
+TELEMETRY_MAX_EVENT_BYTES = env_int("TELEMETRY_MAX_EVENT_BYTES", 64 * 1024)
+TELEMETRY_MAX_FUTURE_SKEW_SECONDS = env_int("TELEMETRY_MAX_FUTURE_SKEW_SECONDS", 300)
+TELEMETRY_RATE_LIMIT_EVENTS_PER_SECOND = float(
+    env_str("TELEMETRY_RATE_LIMIT_EVENTS_PER_SECOND", "2000")
+)
+TELEMETRY_RATE_LIMIT_BURST = float(env_str("TELEMETRY_RATE_LIMIT_BURST", "10000"))
+TELEMETRY_DB_STATEMENT_TIMEOUT_MS = env_int("TELEMETRY_DB_STATEMENT_TIMEOUT_MS", 5000)
 # The body limit is enforced by the ingest view; let Django read bodies up to it.
 DATA_UPLOAD_MAX_MEMORY_SIZE = TELEMETRY_MAX_BODY_BYTES
 

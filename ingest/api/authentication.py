@@ -6,7 +6,7 @@ from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from ingest.models import ApiKey
-from ingest.services import api_key_authenticate
+from ingest.services import api_key_authenticate, auth_failure_record
 
 
 class ApiKeyClient:
@@ -39,11 +39,14 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         try:
             presented = header[1].decode("ascii")
         except UnicodeDecodeError:
-            raise exceptions.AuthenticationFailed(
-                "unknown API key", code="invalid_api_key"
-            ) from None
+            presented = ""
         outcome = api_key_authenticate(presented=presented)
         if outcome.api_key is None:
+            auth_failure_record(
+                code=outcome.code,
+                presented=presented,
+                client_address=request.META.get("REMOTE_ADDR", ""),
+            )
             raise exceptions.AuthenticationFailed(outcome.message, code=outcome.code)
         return ApiKeyClient(outcome.api_key), outcome.api_key
 
