@@ -54,7 +54,7 @@ def api_key_create(*, name: str, source: str = "", actor: AbstractBaseUser | Non
     audit_event_record(
         event_name="platform.api_key.created",
         actor=actor,
-        attributes={"api_key_name": name, "api_key_prefix": prefix, "source": api_key.source},
+        attributes={"key_name": name, "key_prefix": prefix, "source": api_key.source},
     )
     return CreatedApiKey(api_key=api_key, secret=secret)
 
@@ -68,7 +68,7 @@ def api_key_revoke(*, api_key: ApiKey, actor: AbstractBaseUser | None) -> ApiKey
         audit_event_record(
             event_name="platform.api_key.revoked",
             actor=actor,
-            attributes={"api_key_name": api_key.name, "api_key_prefix": api_key.prefix},
+            attributes={"key_name": api_key.name, "key_prefix": api_key.prefix},
         )
     return api_key
 
@@ -96,7 +96,7 @@ def auth_failure_record(*, code: str, presented: str, client_address: str) -> bo
             event_name="platform.auth.failed",
             actor=None,
             outcome="denied",
-            attributes={"reason": code, "api_key_prefix": prefix or "-", "client_network": network},
+            attributes={"reason": code, "key_prefix": prefix or "-", "client_network": network},
         )
     return True
 

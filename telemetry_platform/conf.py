@@ -17,9 +17,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_EVENT_BYTES": 64 * 1024,
     # How far in the future an event's occurred-at may be (clock skew), in seconds.
     "MAX_FUTURE_SKEW_SECONDS": 300,
-    # Default per-key rate limit (events per second, and burst); 0 switches limits off.
+    # Default per-key rate limit in events per second (0 switches limits off), and how many
+    # seconds' worth of events a key may send at once (the bucket size).
     "RATE_LIMIT_EVENTS_PER_SECOND": 2000.0,
-    "RATE_LIMIT_BURST": 10000.0,
+    "RATE_LIMIT_BURST_SECONDS": 5.0,
     # Statement timeout of the ingest transaction; beyond it the client gets 503.
     "DB_STATEMENT_TIMEOUT_MS": 5000,
     # Rows deleted per statement (and per transaction) by the retention purge.

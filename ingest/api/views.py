@@ -69,7 +69,7 @@ class EventBatchIngestApi(APIView):
             bucket=f"key:{api_key.pk}",
             cost=len(items),
             rate=rate,
-            burst=max(telemetry_settings.RATE_LIMIT_BURST, rate),
+            burst=rate * telemetry_settings.RATE_LIMIT_BURST_SECONDS,
         )
         if not decision.allowed:
             response = error_response(
