@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
-from rest_framework import permissions, status
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import permissions, serializers, status
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -53,12 +54,29 @@ class SchemaListRegisterApi(APIView):
     permission_classes = [CanManageSchemas]
     parser_classes = [JSONParser, MultiPartParser]
 
+    @extend_schema(
+        operation_id="schemas_list",
+        responses=inline_serializer("SchemaList", {"schemas": SchemaSerializer(many=True)}),
+    )
     def get(self, request: Request) -> Response:
         schemas = Schema.objects.prefetch_related(
             Prefetch("revisions", queryset=SchemaRevision.objects.order_by("version"))
         )
         return Response({"schemas": SchemaSerializer(schemas, many=True).data})
 
+    @extend_schema(
+        operation_id="schemas_register",
+        request={
+            "application/json": SchemaRegisterSerializer,
+            "multipart/form-data": SchemaRegisterSerializer,
+        },
+        responses={
+            201: SchemaRevisionSerializer,
+            200: OpenApiResponse(SchemaRevisionSerializer, description="Identical; unchanged."),
+            400: OpenApiResponse(description="Not registered: code, errors, violations."),
+            413: OpenApiResponse(description="Upload over 1 MiB."),
+        },
+    )
     def post(self, request: Request) -> Response:
         length = request.META.get("CONTENT_LENGTH") or "0"
         if not length.isdigit() or int(length) > MAX_REQUEST_BYTES:
@@ -131,6 +149,7 @@ class SchemaDetailApi(APIView):
 
     permission_classes = [CanManageSchemas]
 
+    @extend_schema(operation_id="schema_detail", responses=SchemaSerializer)
     def get(self, request: Request, name: str) -> Response:
         schema = get_object_or_404(Schema, name=name)
         return Response(SchemaSerializer(schema).data)
@@ -141,6 +160,7 @@ class SchemaRevisionDetailApi(APIView):
 
     permission_classes = [CanManageSchemas]
 
+    @extend_schema(operation_id="schema_revision_detail", responses=SchemaRevisionSerializer)
     def get(self, request: Request, name: str, version: int) -> Response:
         revision = get_object_or_404(SchemaRevision, schema__name=name, version=version)
         return Response(SchemaRevisionSerializer(revision).data)
@@ -149,6 +169,21 @@ class SchemaRevisionDetailApi(APIView):
 class SchemaRevisionStatusApi(APIView):
     permission_classes = [CanManageSchemas]
 
+    @extend_schema(
+        operation_id="schema_revision_status",
+        request=StatusChangeSerializer,
+        responses={
+            200: inline_serializer(
+                "StatusChanged",
+                {
+                    "schema": serializers.CharField(),
+                    "version": serializers.IntegerField(),
+                    "status": serializers.CharField(),
+                },
+            ),
+            409: OpenApiResponse(description="Transition not allowed."),
+        },
+    )
     def post(self, request: Request, name: str, version: int) -> Response:
         revision = get_object_or_404(SchemaRevision, schema__name=name, version=version)
         serializer = StatusChangeSerializer(data=request.data)

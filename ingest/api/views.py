@@ -21,6 +21,7 @@ from telemetry_platform.conf import telemetry_settings
 from telemetry_platform.tracecontext import TraceContextError, check_tracestate, parse_traceparent
 
 from .authentication import ApiKeyAuthentication, ApiKeyClient
+from .schema import event_batch_schema
 
 JSON_TYPES = {"application/json"}
 PROTOBUF_TYPES = {"application/x-protobuf", "application/protobuf"}
@@ -42,6 +43,7 @@ class EventBatchIngestApi(APIView):
     permission_classes = [IsApiKeyClient]
     parser_classes: list = []  # the pipeline decodes the raw body itself
 
+    @event_batch_schema
     def post(self, request: Request) -> Response:
         started = time.perf_counter()
         try:
