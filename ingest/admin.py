@@ -11,12 +11,29 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from .models import ApiKey, Event
-from .services import api_key_create, api_key_revoke
+from .services import api_key_create, api_key_revoke, api_key_scope_update
+
+SCOPE_FIELDS = (
+    "allowed_sources",
+    "allowed_surfaces",
+    "allowed_event_classes",
+    "allowed_schemas",
+    "expires_at",
+    "rate_limit_per_second",
+)
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ("name", "source", "prefix", "created_at", "last_used_at", "revoked_at")
+    list_display = (
+        "name",
+        "source",
+        "prefix",
+        "expires_at",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
     list_filter = ("revoked_at",)
     search_fields = ("name", "source", "prefix")
     readonly_fields = ("prefix", "created_at", "created_by", "last_used_at", "revoked_at")
@@ -24,8 +41,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple:
         if obj is None:
-            return ("name", "source")
-        return ("name", "source", *self.readonly_fields)
+            return ("name", "source", *SCOPE_FIELDS)
+        return ("name", "source", *SCOPE_FIELDS, *self.readonly_fields)
 
     def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple:
         return ("name", "source", *self.readonly_fields) if obj is not None else ()
@@ -34,7 +51,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return False  # revoke instead, so events keep a known origin
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form, change: bool) -> None:
-        created = api_key_create(name=obj.name, source=obj.source, actor=request.user)
+        scope = {name: form.cleaned_data.get(name) for name in SCOPE_FIELDS}
+        if change:
+            api_key_scope_update(api_key=obj, actor=request.user, **scope)
+            return
+        created = api_key_create(name=obj.name, source=obj.source, actor=request.user, **scope)
         obj.pk = created.api_key.pk
         request._created_api_key_secret = created.secret
 

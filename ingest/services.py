@@ -39,17 +39,38 @@ class CreatedApiKey:
     secret: str  # the full key, shown once and never stored
 
 
+SCOPE_DEFAULTS: dict[str, object] = {
+    "allowed_sources": [],
+    "allowed_surfaces": [],
+    "allowed_event_classes": [],
+    "allowed_schemas": [],
+    "expires_at": None,
+    "rate_limit_per_second": None,
+}
+
+
 @transaction.atomic
-def api_key_create(*, name: str, source: str = "", actor: AbstractBaseUser | None) -> CreatedApiKey:
-    """Create an API key and return it with its secret, which is not stored anywhere."""
+def api_key_create(
+    *, name: str, source: str = "", actor: AbstractBaseUser | None, **scope: object
+) -> CreatedApiKey:
+    """Create an API key and return it with its secret, which is not stored anywhere.
+
+    ``scope`` takes the ApiKey scope fields (allowed_sources, allowed_surfaces,
+    allowed_event_classes, allowed_schemas, expires_at, rate_limit_per_second).
+    """
+    unknown = set(scope) - set(SCOPE_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown scope fields: {', '.join(sorted(unknown))}")
     prefix = secrets.token_hex(6)
     secret = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    values = {**SCOPE_DEFAULTS, **{k: v for k, v in scope.items() if v is not None}}
     api_key = ApiKey.objects.create(
         name=name,
         source=source or name,
         prefix=prefix,
         secret_hash=_secret_hash(secret),
         created_by=actor if actor is not None and actor.is_authenticated else None,
+        **values,
     )
     audit_event_record(
         event_name="platform.api_key.created",
@@ -71,6 +92,31 @@ def api_key_revoke(*, api_key: ApiKey, actor: AbstractBaseUser | None) -> ApiKey
             attributes={"key_name": api_key.name, "key_prefix": api_key.prefix},
         )
     return api_key
+
+
+@transaction.atomic
+def api_key_scope_update(
+    *, api_key: ApiKey, actor: AbstractBaseUser | None, **scope: object
+) -> ApiKey:
+    """Change what a key may send (sources, surfaces, classes, schemas), its expiry and rate."""
+    unknown = set(scope) - set(SCOPE_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown scope fields: {', '.join(sorted(unknown))}")
+    stored = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    changed = []
+    for name, value in scope.items():
+        value = SCOPE_DEFAULTS[name] if value is None else value
+        if getattr(stored, name) != value:
+            setattr(stored, name, value)
+            changed.append(name)
+    if changed:
+        stored.save(update_fields=changed)
+        audit_event_record(
+            event_name="platform.api_key.scope_changed",
+            actor=actor,
+            attributes={"key_name": stored.name, "fields": ",".join(changed)},
+        )
+    return stored
 
 
 @dataclass(frozen=True)

@@ -79,3 +79,44 @@ def test_revoke_action(admin_client, api_key):
         {"action": "revoke_keys", "_selected_action": [api_key.api_key.pk]},
     )
     assert api_key_authenticate(presented=api_key.secret).code == "revoked_api_key"
+
+
+def test_api_key_scopes_set_in_admin(admin_client):
+    """Scopes, expiry and rate are set when creating a key and can be changed later (audited)."""
+    response = admin_client.post(
+        "/admin/ingest/apikey/add/",
+        {
+            "name": "ios-app",
+            "source": "ios",
+            "allowed_sources": "ios",
+            "allowed_surfaces": "CLIENT_SURFACE_IOS",
+            "allowed_event_classes": "client_diagnostic",
+            "allowed_schemas": "openagents.sync.*",
+            "expires_at_0": "2030-01-01",
+            "expires_at_1": "00:00:00",
+            "rate_limit_per_second": "50",
+        },
+    )
+    assert response.status_code == 200
+    key = ApiKey.objects.get(name="ios-app")
+    assert key.allowed_schemas == ["openagents.sync.*"]
+    assert key.allowed_surfaces == ["CLIENT_SURFACE_IOS"]
+    assert key.rate_limit_per_second == 50
+    assert key.expires_at.year == 2030
+    changed = admin_client.post(
+        f"/admin/ingest/apikey/{key.pk}/change/",
+        {
+            "allowed_sources": "ios,ipad",
+            "allowed_surfaces": "",
+            "allowed_event_classes": "",
+            "allowed_schemas": "",
+            "expires_at_0": "",
+            "expires_at_1": "",
+            "rate_limit_per_second": "",
+        },
+    )
+    assert changed.status_code == 302
+    key.refresh_from_db()
+    assert key.allowed_sources == ["ios", "ipad"]
+    assert key.allowed_schemas == [] and key.expires_at is None
+    assert platform_audit_events("platform.api_key.scope_changed").count() == 1

@@ -24,7 +24,7 @@ class EventItemSerializer(serializers.Serializer):
 class EventBatchRequestSerializer(serializers.Serializer):
     events = EventItemSerializer(
         many=True,
-        help_text="Self-describing items; with ?schema=NAME (or a top-level 'schema'), bare bodies.",
+        help_text="Self-describing items; with ?schema=NAME (or top-level 'schema'), bare bodies.",
     )
     schema = serializers.CharField(required=False, help_text="Schema of bare event bodies.")
 
@@ -69,7 +69,9 @@ event_batch_schema = extend_schema(
     },
     parameters=[
         OpenApiParameter("schema", str, description="Schema of bare event bodies / items."),
-        OpenApiParameter("Content-Encoding", str, OpenApiParameter.HEADER, enum=["gzip", "identity"]),
+        OpenApiParameter(
+            "Content-Encoding", str, OpenApiParameter.HEADER, enum=["gzip", "identity"]
+        ),
         OpenApiParameter("traceparent", str, OpenApiParameter.HEADER),
         OpenApiParameter("tracestate", str, OpenApiParameter.HEADER),
         OpenApiParameter("X-Request-Id", str, OpenApiParameter.HEADER),
