@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
@@ -145,3 +146,45 @@ class ScannerRule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class RetentionOverride(models.Model):
+    """A schema kept for a different number of days than its event class."""
+
+    schema = models.OneToOneField(Schema, on_delete=models.CASCADE, related_name="retention")
+    retention_days = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    reason = models.CharField(max_length=300)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"{self.schema.name}: {self.retention_days} days"
+
+
+class LegalHold(models.Model):
+    """Events matching every set criterion are never purged while the hold is active."""
+
+    reason = models.CharField(max_length=300)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    event_class = models.ForeignKey(
+        EventClass, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    schema = models.ForeignKey(
+        Schema, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # The keyed hashes of the actor identifier under every configured key: the raw
+    # identifier typed by the analyst is never stored.
+    actor_hashes = ArrayField(models.CharField(max_length=200), blank=True, default=list)
+    occurred_from = models.DateTimeField(null=True, blank=True)
+    occurred_to = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"hold #{self.pk}: {self.reason}"

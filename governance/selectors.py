@@ -16,7 +16,15 @@ from telemetry_platform.conf import telemetry_settings
 from .choices import INGESTIBLE_STATUSES, RevisionStatus
 from .defaults import default_scanner_rules
 from .fastjson import compile_json_parser
-from .models import EventClass, FieldPolicy, PolicyEpoch, ScannerRule, Schema, SchemaRevision
+from .models import (
+    EventClass,
+    FieldPolicy,
+    PolicyEpoch,
+    RetentionOverride,
+    ScannerRule,
+    Schema,
+    SchemaRevision,
+)
 from .redaction import PolicySpec, RedactionPlan, redaction_plan_compile
 from .scanners import CompiledScanner, scanner_compile, sensitive_key_matcher
 from .scanners import ScannerRule as ScannerRule_
@@ -60,6 +68,13 @@ class _IndexEntry:
     revision: SchemaRevision | None  # the newest ingestible revision
     refusal: SchemaRefusal | None
     by_version: Mapping[int, SchemaRevision]
+
+
+def _effective_retention(schema: Schema) -> int:
+    try:
+        return schema.retention.retention_days
+    except RetentionOverride.DoesNotExist:
+        return schema.event_class.retention_days
 
 
 def policy_epoch_get() -> int:
@@ -122,7 +137,7 @@ class SchemaPlanCache:
     @staticmethod
     def _load_index() -> dict[str, _IndexEntry]:
         index = {}
-        schemas = Schema.objects.select_related("event_class").prefetch_related(
+        schemas = Schema.objects.select_related("event_class", "retention").prefetch_related(
             Prefetch("revisions", queryset=SchemaRevision.objects.defer("proto_files"))
         )
         for schema in schemas:
@@ -131,7 +146,7 @@ class SchemaPlanCache:
             index[schema.name] = _IndexEntry(
                 schema_name=schema.name,
                 event_class=schema.event_class_id,
-                retention_days=schema.event_class.retention_days,
+                retention_days=_effective_retention(schema),
                 revision=revision,
                 refusal=None if revision else _refusal_for(revisions),
                 by_version={r.version: r for r in revisions},

@@ -5,19 +5,32 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 from google.protobuf.descriptor_pb2 import FileDescriptorSet
 
 from audit.services import audit_event_record
+from telemetry_platform.conf import telemetry_settings
 
 from .choices import RevisionStatus
 from .compatibility import Violation, check_against_history
 from .defaults import DEFAULT_EVENT_CLASSES, PLATFORM_SCHEMAS, platform_proto_sources
-from .models import EventClass, FieldPolicy, PolicyEpoch, ScannerRule, Schema, SchemaRevision
+from .hashing import keyed_hash_candidates
+from .models import (
+    EventClass,
+    FieldPolicy,
+    LegalHold,
+    PolicyEpoch,
+    RetentionOverride,
+    ScannerRule,
+    Schema,
+    SchemaRevision,
+)
 from .policies import PolicyDocument, field_policies_seed
 from .protoc import ProtoCompileError, compile_protos_serialized
 from .redaction import PolicySpec
@@ -66,11 +79,32 @@ def event_class_ensure(
     return event_class, created
 
 
+class RetentionError(Exception):
+    """A retention change outside the guard rails, or otherwise refused."""
+
+
+def retention_limits_for(event_class: str) -> tuple[int, int]:
+    """The (minimum, maximum) retention days settings allow for ``event_class``."""
+    limits = telemetry_settings.RETENTION_LIMITS
+    low, high = limits.get(event_class) or limits.get("*") or (1, 36500)
+    return int(low), int(high)
+
+
+def _check_retention(event_class: str, retention_days: int) -> None:
+    low, high = retention_limits_for(event_class)
+    if not low <= retention_days <= high:
+        raise RetentionError(
+            f"{event_class} retention must be between {low} and {high} days "
+            "(TELEMETRY_RETENTION_LIMITS)"
+        )
+
+
 @transaction.atomic
 def event_class_retention_update(
     *, event_class: EventClass, retention_days: int, actor: AbstractBaseUser | None
 ) -> EventClass:
-    """Set how many days events of a class are kept, and record who changed it."""
+    """Set how many days events of a class are kept, within the guard rails; audited."""
+    _check_retention(event_class.name, retention_days)
     previous = event_class.retention_days
     if previous == retention_days:
         return event_class
@@ -413,3 +447,92 @@ def scanner_rule_save(*, rule: ScannerRule, actor: AbstractBaseUser | None) -> S
         attributes={"rule": rule.name, "action": rule.action, "enabled": str(rule.enabled)},
     )
     return rule
+
+
+# -- retention overrides and legal holds ----------------------------------------------
+
+
+@transaction.atomic
+def retention_override_set(
+    *, schema: Schema, retention_days: int | None, reason: str, actor: AbstractBaseUser | None
+) -> RetentionOverride | None:
+    """Keep one schema's events for ``retention_days`` (None removes the override); audited."""
+    existing = RetentionOverride.objects.filter(schema=schema).first()
+    if retention_days is None:
+        if existing is not None:
+            existing.delete()
+    else:
+        _check_retention(schema.event_class_id, retention_days)
+        existing, _ = RetentionOverride.objects.update_or_create(
+            schema=schema,
+            defaults={
+                "retention_days": retention_days,
+                "reason": reason,
+                "updated_by": actor if actor is not None and actor.is_authenticated else None,
+            },
+        )
+    policy_epoch_bump()
+    audit_event_record(
+        event_name="platform.retention.override_set",
+        actor=actor,
+        attributes={
+            "schema": schema.name,
+            "retention_days": "class default" if retention_days is None else str(retention_days),
+        },
+    )
+    return existing if retention_days is not None else None
+
+
+@transaction.atomic
+def legal_hold_create(
+    *,
+    reason: str,
+    owner: AbstractBaseUser,
+    event_class: EventClass | None = None,
+    schema: Schema | None = None,
+    actor_identifier: str = "",
+    occurred_from: datetime | None = None,
+    occurred_to: datetime | None = None,
+    expires_at: datetime | None = None,
+) -> LegalHold:
+    """Place a hold: matching events are never purged while it is active.
+
+    The raw actor identifier is hashed under every configured key (so rows hashed
+    before a key rotation match too) and never stored.
+    """
+    if not (event_class or schema or actor_identifier or occurred_from or occurred_to):
+        raise RetentionError("a hold needs at least one criterion")
+    if occurred_from and occurred_to and occurred_from >= occurred_to:
+        raise RetentionError("the hold's time range ends before it starts")
+    hold = LegalHold.objects.create(
+        reason=reason,
+        owner=owner,
+        event_class=event_class,
+        schema=schema,
+        actor_hashes=keyed_hash_candidates(actor_identifier, keys=telemetry_settings.HASH_KEYS)
+        if actor_identifier
+        else [],
+        occurred_from=occurred_from,
+        occurred_to=occurred_to,
+        expires_at=expires_at,
+    )
+    audit_event_record(
+        event_name="platform.legal_hold.placed",
+        actor=owner,
+        attributes={"hold": str(hold.pk), "reason": reason},
+    )
+    return hold
+
+
+@transaction.atomic
+def legal_hold_release(*, hold: LegalHold, actor: AbstractBaseUser | None) -> LegalHold:
+    """Release a hold; its events become eligible at the next purge."""
+    if hold.released_at is None:
+        hold.released_at = timezone.now()
+        hold.save(update_fields=["released_at"])
+        audit_event_record(
+            event_name="platform.legal_hold.released",
+            actor=actor,
+            attributes={"hold": str(hold.pk)},
+        )
+    return hold

@@ -5,13 +5,20 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils.html import format_html
 
-from .models import ApiKey, Event
+from governance.models import EventClass
+
+from .models import ApiKey, Event, PurgeRun
+from .retention import purge_preview
 from .services import api_key_create, api_key_revoke, api_key_scope_update
+from .tasks import purge_expired_events
 
 SCOPE_FIELDS = (
     "allowed_sources",
@@ -127,3 +134,84 @@ class EventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Event | None = None) -> bool:
         return False  # events leave only through retention
+
+
+@admin.register(PurgeRun)
+class PurgeRunAdmin(admin.ModelAdmin):
+    list_display = (
+        "started_at",
+        "event_class",
+        "status",
+        "rows_deleted",
+        "dropped",
+        "rows_kept_by_holds",
+        "duration_seconds",
+        "triggered_by",
+    )
+    list_filter = ("event_class", "status", "triggered_by")
+    readonly_fields = (
+        "event_class",
+        "cutoff",
+        "status",
+        "partitions_dropped",
+        "rows_deleted",
+        "rows_kept_by_holds",
+        "started_at",
+        "finished_at",
+        "duration_seconds",
+        "error",
+        "triggered_by",
+    )
+    fields = readonly_fields
+    change_list_template = "admin/ingest/purgerun/change_list.html"
+
+    @admin.display(description="partitions dropped")
+    def dropped(self, obj: PurgeRun) -> int:
+        return len(obj.partitions_dropped)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: PurgeRun | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: PurgeRun | None = None) -> bool:
+        return False
+
+    def get_urls(self) -> list:
+        view = self.admin_site.admin_view
+        return [
+            path("run-now/", view(self.run_now_view), name="ingest_purgerun_run_now"),
+            path("dry-run/", view(self.dry_run_view), name="ingest_purgerun_dry_run"),
+            *super().get_urls(),
+        ]
+
+    def run_now_view(self, request: HttpRequest) -> HttpResponse:
+        """Enqueue the purge on the Celery workers (POST only)."""
+        if request.method != "POST" or not request.user.has_perm("ingest.view_purgerun"):
+            raise PermissionDenied
+        event_class = request.POST.get("event_class") or None
+        result = purge_expired_events.delay(event_class, f"admin:{request.user.get_username()}")
+        self.message_user(
+            request,
+            f"Purge of {event_class or 'every class'} enqueued (task {result.id}); "
+            "its run appears here when it finishes.",
+            messages.SUCCESS,
+        )
+        return redirect("admin:ingest_purgerun_changelist")
+
+    def dry_run_view(self, request: HttpRequest) -> HttpResponse:
+        """What a purge would remove now, per class (holds and overrides respected)."""
+        if not request.user.has_perm("ingest.view_purgerun"):
+            raise PermissionDenied
+        previews = [
+            (event_class, purge_preview(event_class))
+            for event_class in EventClass.objects.order_by("name")
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Purge dry run",
+            "opts": self.model._meta,
+            "previews": previews,
+        }
+        return TemplateResponse(request, "admin/ingest/purgerun/dry_run.html", context)

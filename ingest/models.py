@@ -113,3 +113,32 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_class_id}:{self.source}:{self.event_id}"
+
+
+class PurgeRun(models.Model):
+    """One run of the retention purge for one event class: the proof of what was removed."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        INTERRUPTED = "interrupted", "Interrupted"
+        SKIPPED = "skipped", "Skipped (another purge of this class was running)"
+
+    event_class = models.ForeignKey(EventClass, on_delete=models.PROTECT, related_name="+")
+    cutoff = models.DateTimeField(help_text="Events before this (class retention) were eligible.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    partitions_dropped = ArrayField(models.CharField(max_length=63), default=list, blank=True)
+    rows_deleted = models.BigIntegerField(default=0)
+    rows_kept_by_holds = models.BigIntegerField(default=0)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    triggered_by = models.CharField(max_length=100, default="beat")
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"purge {self.event_class_id} {self.started_at:%Y-%m-%d %H:%M} {self.status}"

@@ -6,21 +6,20 @@ import hashlib
 import hmac
 import logging
 import secrets
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from audit.services import audit_event_record
 from governance.models import EventClass
 from governance.redaction import generalize_ip
-from telemetry_platform.conf import telemetry_settings
 
 from .models import ApiKey
 from .ratelimit import once_per
+from .retention import partitions_maintain, purge_class
 
 logger = logging.getLogger(__name__)
 
@@ -168,33 +167,16 @@ def api_key_authenticate(*, presented: str) -> AuthOutcome:
 # -- retention ------------------------------------------------------------------------
 
 
-def retention_cutoff_for(event_class: EventClass, *, now: datetime) -> datetime:
-    """Return the instant before which events of ``event_class`` are expired.
-
-    An event exactly at the cutoff is still within retention.
-    """
-    return now - timedelta(days=event_class.retention_days)
-
-
 @dataclass
 class PurgeResult:
     now: datetime
     deleted: dict[str, int] = field(default_factory=dict)
     cutoffs: dict[str, datetime] = field(default_factory=dict)
+    statuses: dict[str, str] = field(default_factory=dict)
 
     @property
     def total_deleted(self) -> int:
         return sum(self.deleted.values())
-
-
-PURGE_BATCH_SQL = """
-DELETE FROM ingest_event
-WHERE event_class = %s AND id IN (
-    SELECT id FROM ingest_event
-    WHERE event_class = %s AND occurred_at < %s
-    LIMIT %s
-)
-"""
 
 
 def events_purge_expired(
@@ -202,47 +184,52 @@ def events_purge_expired(
     event_class: str | None = None,
     now: datetime | None = None,
     actor: AbstractBaseUser | None = None,
+    triggered_by: str = "beat",
 ) -> PurgeResult:
-    """Delete events older than their class retention, in bounded batches committed one by one.
-
-    Bounded batches keep locks short and memory flat; a purge stopped midway leaves
-    consistent data and the next run carries on.
+    """Purge every class (or one): drop wholly expired day partitions, delete the rest in
+    bounded batches, never touch held events. Each run is recorded as a PurgeRun and a
+    platform audit event.
     """
     now = now or timezone.now()
     result = PurgeResult(now=now)
     classes = EventClass.objects.order_by("name")
     if event_class:
         classes = classes.filter(name=event_class)
-    batch_size = telemetry_settings.PURGE_BATCH_SIZE
     for klass in classes:
-        cutoff = retention_cutoff_for(klass, now=now)
-        result.cutoffs[klass.name] = cutoff
-        deleted = 0
-        started = time.monotonic()
-        while True:
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(PURGE_BATCH_SQL, [klass.name, klass.name, cutoff, batch_size])
-                batch = cursor.rowcount
-            deleted += batch
-            if batch < batch_size:
-                break
-        result.deleted[klass.name] = deleted
+        progress, rules, status = purge_class(klass, now=now, triggered_by=triggered_by)
+        result.statuses[klass.name] = status
+        if progress is None or rules is None:
+            logger.info("purge of %s skipped: another purge of the class is running", klass.name)
+            continue
+        result.cutoffs[klass.name] = rules.class_cutoff
+        result.deleted[klass.name] = progress.rows_deleted
         logger.info(
-            "purged %d %s events older than %s in %.2fs",
-            deleted,
+            "purged %s: %d rows (%d partitions dropped), %d kept by holds",
             klass.name,
-            cutoff.isoformat(),
-            time.monotonic() - started,
+            progress.rows_deleted,
+            len(progress.partitions_dropped),
+            progress.rows_kept_by_holds,
         )
-        if deleted:
+        with transaction.atomic():
             audit_event_record(
                 event_name="platform.retention.purged",
                 actor=actor,
                 attributes={
                     "event_class": klass.name,
-                    "cutoff": cutoff.isoformat(),
-                    "rows_deleted": str(deleted),
+                    "cutoff": rules.class_cutoff.isoformat(),
+                    "rows_deleted": str(progress.rows_deleted),
+                    "partitions_dropped": str(len(progress.partitions_dropped)),
+                    "rows_kept_by_holds": str(progress.rows_kept_by_holds),
                     "retention_days": str(klass.retention_days),
+                    "triggered_by": triggered_by,
                 },
             )
     return result
+
+
+def partitions_maintain_all(*, now: datetime | None = None) -> list[str]:
+    """Create upcoming day partitions and split default partitions, for every class."""
+    created = []
+    for klass in EventClass.objects.order_by("name"):
+        created.extend(partitions_maintain(event_class=klass.name, now=now))
+    return created

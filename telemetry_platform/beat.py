@@ -14,6 +14,11 @@ BEAT_SCHEDULE: dict[str, tuple[str, dict[str, str], dict]] = {
         {"minute": "17", "hour": "*"},
         {},
     ),
+    "maintain event partitions": (
+        "ingest.tasks.maintain_partitions",
+        {"minute": "7", "hour": "*"},
+        {},
+    ),
 }
 
 

@@ -23,6 +23,12 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMIT_BURST_SECONDS": 5.0,
     # Statement timeout of the ingest transaction; beyond it the client gets 503.
     "DB_STATEMENT_TIMEOUT_MS": 5000,
+    # Day partitions created ahead of today, per class.
+    "PARTITION_DAYS_AHEAD": 7,
+    # Pause between purge batches (seconds), to leave the database breathing room.
+    "PURGE_BATCH_PAUSE_SECONDS": 0.0,
+    # Guard rails: event class -> (minimum, maximum) retention days; "*" for the others.
+    "RETENTION_LIMITS": {"audit_event": (90, 3650), "*": (1, 3650)},
     # Rows deleted per statement (and per transaction) by the retention purge.
     "PURGE_BATCH_SIZE": 10_000,
     # How often (seconds) a process checks whether schemas or policies changed.

@@ -12,3 +12,7 @@ STORAGES = {
     **STORAGES,  # noqa: F405
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Separate names let several test runs share one PostgreSQL server.
+DATABASES["default"]["TEST"] = {  # noqa: F405
+    "NAME": env_str("TEST_DATABASE_NAME", "test_telemetry_platform")
+}

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.utils.html import format_html_join
+
+from ingest.retention import purge_preview
 
 from ..choices import RevisionStatus
 from ..descriptors import field_catalogue
@@ -18,14 +21,35 @@ from ..selectors import field_policy_specs, policy_coverage
 from ..services import (
     LifecycleError,
     SchemaRegistrationError,
+    event_class_ensure,
     event_class_retention_update,
+    retention_limits_for,
     schema_register,
     schema_revision_status_change,
 )
 
 
+class EventClassForm(forms.ModelForm):
+    class Meta:
+        model = EventClass
+        fields = ("name", "retention_days", "description")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        name = data.get("name") or (self.instance.name if self.instance.pk else "")
+        days = data.get("retention_days")
+        if name and days is not None:
+            low, high = retention_limits_for(name)
+            if not low <= days <= high:
+                self.add_error(
+                    "retention_days", f"must be between {low} and {high} days for {name}"
+                )
+        return data
+
+
 @admin.register(EventClass)
 class EventClassAdmin(admin.ModelAdmin):
+    form = EventClassForm
     list_display = ("name", "retention_days", "description", "updated_at")
     fields = ("name", "retention_days", "description")
     search_fields = ("name",)
@@ -37,6 +61,38 @@ class EventClassAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: EventClass | None = None) -> bool:
         return False
 
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None
+    ) -> HttpResponse:
+        """A retention change is shown with its dry run (events made eligible) before saving."""
+        if request.method == "POST" and "_confirm_retention" not in request.POST:
+            event_class = self.get_object(request, object_id)
+            form = self.get_form(request, event_class)(request.POST, instance=event_class)
+            stored_days = EventClass.objects.get(pk=object_id).retention_days
+            if (
+                event_class is not None
+                and form.is_valid()
+                and form.cleaned_data["retention_days"] != stored_days
+            ):
+                new_days = form.cleaned_data["retention_days"]
+                context = {
+                    **self.admin_site.each_context(request),
+                    "title": f"Change {event_class.name} retention?",
+                    "opts": self.model._meta,
+                    "event_class": event_class,
+                    "old_days": stored_days,
+                    "new_days": new_days,
+                    "current": purge_preview(event_class),
+                    "proposed": purge_preview(event_class, retention_days=new_days),
+                    "posted": [
+                        (k, v) for k, v in request.POST.items() if k != "csrfmiddlewaretoken"
+                    ],
+                }
+                return TemplateResponse(
+                    request, "admin/governance/eventclass/confirm_retention.html", context
+                )
+        return super().change_view(request, object_id, form_url, extra_context)
+
     def save_model(self, request: HttpRequest, obj: EventClass, form, change: bool) -> None:
         if change:
             stored = EventClass.objects.get(pk=obj.pk)
@@ -46,8 +102,6 @@ class EventClassAdmin(admin.ModelAdmin):
                 event_class=stored, retention_days=obj.retention_days, actor=request.user
             )
             return
-        from .services import event_class_ensure
-
         event_class_ensure(
             name=obj.name, retention_days=obj.retention_days, description=obj.description
         )

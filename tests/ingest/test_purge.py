@@ -71,12 +71,14 @@ def test_purge_deletes_in_bounded_batches(platform_config, settings):
 
 @pytest.mark.django_db
 def test_purge_is_recorded_as_a_platform_audit_event(platform_config):
-    """Each purge that deletes rows writes a platform audit event saying what it removed."""
+    """Each purge run writes a platform audit event saying what it removed."""
     now = datetime.now(UTC)
     store(occurred_at=now - timedelta(days=600), name="ancient")
     events_purge_expired(now=now)
     record = Event.objects.filter(
-        source="platform", payload__event_name="platform.retention.purged"
+        source="platform",
+        payload__event_name="platform.retention.purged",
+        payload__attributes__event_class="audit_event",
     ).get()
     assert record.payload["attributes"]["rows_deleted"] == "1"
     assert record.payload["attributes"]["event_class"] == "audit_event"
