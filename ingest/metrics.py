@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter as Tally
+from dataclasses import dataclass
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import REGISTRY, Counter, Histogram
 
 EVENTS = Counter(
     "telemetry_ingest_events",
@@ -32,3 +33,20 @@ def events_count(outcomes: Tally) -> None:
     """Add a batch's tally of (event_class, schema, outcome, code) to the counters."""
     for (event_class, schema, outcome, code), count in outcomes.items():
         EVENTS.labels(event_class, schema, outcome, code).inc(count)
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    """One metric family the platform emits: its exposition name and type."""
+
+    name: str
+    type: str
+    help: str = ""
+
+
+def metric_catalogue() -> list[CatalogueEntry]:
+    """Every metric family this platform emits, as the conformance check sees it."""
+    entries = {}
+    for family in REGISTRY.collect():
+        entries[family.name] = CatalogueEntry(family.name, family.type, family.documentation)
+    return sorted(entries.values(), key=lambda entry: entry.name)
