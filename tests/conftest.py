@@ -18,6 +18,19 @@ def _fresh_plan_cache():
     schema_plans.clear()
 
 
+@pytest.fixture(autouse=True)
+def _empty_event_store_after_transactional_tests(request, django_db_blocker):
+    """The event table is unmanaged, so Django's flush skips it: empty it ourselves."""
+    yield
+    transactional = {"transactional_db", "live_server"} & set(request.fixturenames)
+    marker = request.node.get_closest_marker("django_db")
+    if transactional or (marker and marker.kwargs.get("transaction")):
+        from django.db import connection
+
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute("TRUNCATE ingest_event")
+
+
 @pytest.fixture
 def platform_config(db):
     """The default governance configuration, as `manage.py bootstrap` loads it."""

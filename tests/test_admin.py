@@ -38,7 +38,7 @@ def test_changing_retention_in_the_admin_is_audited(admin_client):
     """Saving a new retention updates the class and records who changed it."""
     response = admin_client.post(
         "/admin/governance/eventclass/client_diagnostic/change/",
-        {"retention_days": "45", "description": "diagnostics"},
+        {"retention_days": "45", "description": "diagnostics", "_confirm_retention": "1"},
     )
     assert response.status_code == 302
     change = platform_audit_events("platform.retention.updated").get()
