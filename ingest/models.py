@@ -105,6 +105,11 @@ class Event(models.Model):
     redactions = models.JSONField(
         default=list, help_text="[field path, rule] pairs of what redaction changed."
     )
+    # Audit events only: position in their (source, day) chain and the keyed links.
+    chain_seq = models.BigIntegerField(null=True)
+    # NULL, not "": these rows are not in any chain (the column is shared with other classes).
+    chain_prev = models.CharField(max_length=80, null=True)  # noqa: DJ001
+    chain_link = models.CharField(max_length=80, null=True)  # noqa: DJ001
 
     class Meta:
         managed = False

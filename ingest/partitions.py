@@ -15,6 +15,40 @@ def class_partition_name(event_class: str) -> str:
     return f"{PARENT_TABLE}_{event_class}"
 
 
+# Indexes some classes need beyond the shared ones: audit search filters on payload fields.
+# Created on the class partition, PostgreSQL propagates them to every day partition.
+CLASS_INDEXES: dict[str, tuple[tuple[str, str], ...]] = {
+    "audit_event": (
+        ("recent", "(occurred_at DESC, id DESC)"),
+        ("name", "((payload->>'event_name') text_pattern_ops, occurred_at DESC)"),
+        ("outcome", "((payload->>'outcome'), occurred_at DESC)"),
+        ("source", "(source, occurred_at DESC)"),
+        ("actor", "(actor_hash, occurred_at DESC) WHERE actor_hash <> ''"),
+        ("session", "((payload->>'session_id')) WHERE payload ? 'session_id'"),
+        ("org", "((payload->>'org_id'), occurred_at DESC) WHERE payload ? 'org_id'"),
+        ("device", "((payload->>'device_id')) WHERE payload ? 'device_id'"),
+        (
+            "text",
+            "USING gin (jsonb_to_tsvector('simple', coalesce(payload->'attributes', '{}'), "
+            "'[\"string\"]'))",
+        ),
+        ("chain", "(source, chain_seq) WHERE chain_seq IS NOT NULL"),
+    ),
+}
+
+
+def class_indexes_ensure(event_class: str) -> None:
+    """Create the class's own indexes if missing (idempotent)."""
+    table = class_partition_name(event_class)
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        for suffix, definition in CLASS_INDEXES.get(event_class, ()):
+            name = f"{table}_{suffix}_idx"[:63]
+            cursor.execute(
+                f"CREATE INDEX IF NOT EXISTS {quote(name)} ON {quote(table)} {definition}"
+            )
+
+
 def event_class_partition_ensure(event_class: str) -> bool:
     """Create the class's partition (and its default time partition) if missing.
 
@@ -27,6 +61,7 @@ def event_class_partition_ensure(event_class: str) -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [table])
         if cursor.fetchone()[0]:
+            class_indexes_ensure(event_class)
             return False
         cursor.execute(
             f"CREATE TABLE {quote(table)} PARTITION OF {PARENT_TABLE} "
@@ -36,4 +71,5 @@ def event_class_partition_ensure(event_class: str) -> bool:
         cursor.execute(
             f"CREATE TABLE {quote(table + '_default')} PARTITION OF {quote(table)} DEFAULT"
         )
+    class_indexes_ensure(event_class)
     return True

@@ -466,12 +466,21 @@ INSERT_COLUMNS = (
     "ingest_request_id",
     "payload",
     "redactions",
+    "chain_seq",
+    "chain_prev",
+    "chain_link",
 )
-ROW_PLACEHOLDER = "(" + ", ".join(["%s"] * (len(INSERT_COLUMNS) - 2)) + ", %s::jsonb, %s::jsonb)"
+ROW_PLACEHOLDER = "(" + ", ".join(["%s"] * 10) + ", %s::jsonb, %s::jsonb, %s, %s, %s)"
+AUDIT_EVENT_CLASS = "audit_event"
+ChainPosition = tuple[int, str, str]  # (sequence number, previous link, link)
 
 
-def persist_events(events: Sequence[PreparedEvent], context: IngestContext) -> set[tuple]:
-    """Insert ``events`` in one statement; return the keys that were new (the rest were duplicates).
+def insert_events(
+    events: Sequence[PreparedEvent],
+    context: IngestContext,
+    chain: dict[tuple, ChainPosition] | None = None,
+) -> set[tuple]:
+    """Insert ``events`` in one statement; return the keys that were new (the rest duplicates).
 
     The unique constraint decides what is a duplicate, so concurrent batches carrying
     the same event cannot both store it. Runs inside the caller's transaction.
@@ -480,6 +489,7 @@ def persist_events(events: Sequence[PreparedEvent], context: IngestContext) -> s
         return set()
     params: list[Any] = []
     for event in events:
+        seq, prev, link = (chain or {}).get(event.key, (None, None, None))
         params.extend(
             (
                 event.event_class,
@@ -494,6 +504,9 @@ def persist_events(events: Sequence[PreparedEvent], context: IngestContext) -> s
                 context.request_id,
                 json.dumps(event.payload, separators=(",", ":")),
                 json.dumps(event.redactions, separators=(",", ":")),
+                seq,
+                prev,
+                link,
             )
         )
     sql = (
@@ -504,6 +517,18 @@ def persist_events(events: Sequence[PreparedEvent], context: IngestContext) -> s
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return {tuple(row) for row in cursor.fetchall()}
+
+
+def persist_events(events: Sequence[PreparedEvent], context: IngestContext) -> set[tuple]:
+    """Store a batch: audit events through the audit chain, the rest in one insert."""
+    from audit.services import audit_events_append
+
+    audit = [event for event in events if event.event_class == AUDIT_EVENT_CLASS]
+    others = [event for event in events if event.event_class != AUDIT_EVENT_CLASS]
+    inserted = insert_events(others, context)
+    if audit:
+        inserted |= audit_events_append(audit, context)
+    return inserted
 
 
 # -- the whole batch ------------------------------------------------------------------

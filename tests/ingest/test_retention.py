@@ -198,6 +198,8 @@ def test_only_one_purge_per_class_at_a_time(platform_config):
         result = events_purge_expired(event_class="audit_event", now=NOW)
         assert result.statuses["audit_event"] == "skipped"
         assert names() == {"old"}
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [_lock_key("audit_event")])
     finally:
         other.close()
     with class_purge_lock("audit_event") as acquired:
