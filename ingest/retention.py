@@ -307,6 +307,7 @@ def _drop_expired_partitions(rules: RetentionRules, progress: PurgeProgress, sav
             cursor.execute(f"DROP TABLE {_quote(name)}")
         progress.partitions_dropped.append(name)
         progress.rows_deleted += rows
+        _audit_chains_purged(rules.event_class, day_from=day, day_to=day)
         save(progress)
 
 
@@ -336,6 +337,20 @@ def _delete_expired_rows(rules: RetentionRules, progress: PurgeProgress, save) -
             [*expired_params, *held_params],
         )
         progress.rows_kept_by_holds = cursor.fetchone()[0]
+    if progress.rows_deleted:
+        _audit_chains_purged(rules.event_class, day_from=None, day_to=rules.class_cutoff.date())
+
+
+def _audit_chains_purged(event_class: str, *, day_from: date | None, day_to: date) -> None:
+    """Mark the audit chains a purge touched: their final links stay, gaps are expected."""
+    if event_class != "audit_event":
+        return
+    from audit.models import AuditChainHead
+
+    heads = AuditChainHead.objects.filter(day__lte=day_to)
+    if day_from is not None:
+        heads = heads.filter(day__gte=day_from)
+    heads.filter(purged_at__isnull=True).update(purged_at=timezone.now())
 
 
 def purge_class(
