@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from ingest.models import Event
+
 
 class AuditChainHead(models.Model):
     """Where a chain ends. Verification compares the stored rows with it; a purge marks it.
@@ -29,3 +31,22 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} {self.day}: {self.last_seq} links"
+
+
+class AuditEventManager(models.Manager):
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(event_class_id="audit_event")
+
+
+class AuditEvent(Event):
+    """Audit events (class ``audit_event``) as security analysts search them."""
+
+    objects = AuditEventManager()
+
+    class Meta:
+        proxy = True
+        ordering = ["-occurred_at", "-id"]
+        permissions = [
+            ("search_auditevent", "Can search and export audit events"),
+        ]
+        verbose_name = "audit event"

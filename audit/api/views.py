@@ -1,0 +1,143 @@
+"""Audit search API: the same filters as the admin, cursor pagination, streamed exports."""
+
+from __future__ import annotations
+
+import json
+
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, permissions, serializers
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit.exports import export_response
+from audit.filtersets import AuditEventFilterSet
+from audit.models import AuditEvent
+from audit.selectors import correlated_events
+from audit.services import audit_event_record
+from ingest.models import Event
+
+
+class CanSearchAudit(permissions.BasePermission):
+    """Only holders of audit.search_auditevent (the "security" group) see audit data."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        """Return True if the user may search and export audit events."""
+        user = request.user
+        return bool(user and user.is_authenticated and user.has_perm("audit.search_auditevent"))
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    schema = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AuditEvent
+        fields = (
+            "id",
+            "occurred_at",
+            "received_at",
+            "source",
+            "event_id",
+            "schema",
+            "request_id",
+            "trace_id",
+            "actor_hash",
+            "payload",
+            "redactions",
+            "chain_seq",
+        )
+
+    def get_schema(self, event: Event) -> str:
+        return f"{event.schema_revision.schema.name}@{event.schema_revision.version}"
+
+
+class NewestFirstCursor(CursorPagination):
+    ordering = ("-occurred_at", "-id")
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+def record_search(request: Request, filterset: AuditEventFilterSet, action: str) -> None:
+    audit_event_record(
+        event_name=f"platform.audit.{action}",
+        actor=request.user,
+        request_id=getattr(request, "request_id", ""),
+        attributes={"filters": json.dumps(filterset.filters_for_audit(), sort_keys=True)},
+    )
+
+
+class AuditEventListApi(generics.ListAPIView):
+    """GET /api/v1/audit-events: newest first, filtered, cursor-paginated; recorded."""
+
+    permission_classes = [CanSearchAudit]
+    serializer_class = AuditEventSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = AuditEventFilterSet
+    pagination_class = NewestFirstCursor
+
+    def get_queryset(self):
+        return AuditEvent.objects.select_related("schema_revision__schema")
+
+    def list(self, request: Request, *args: object, **kwargs: object) -> Response:
+        filterset = AuditEventFilterSet(request.query_params, queryset=self.get_queryset())
+        if filterset.is_valid():
+            record_search(request, filterset, "searched")
+        return super().list(request, *args, **kwargs)
+
+
+class AuditEventExportApi(APIView):
+    """GET /api/v1/audit-events/export.<csv|jsonl>: the current filter, streamed."""
+
+    permission_classes = [CanSearchAudit]
+
+    @extend_schema(responses={(200, "text/csv"): str, (200, "application/x-ndjson"): str})
+    def get(self, request: Request, export_format: str) -> StreamingHttpResponse | Response:
+        if export_format not in ("csv", "jsonl"):
+            return Response(
+                {"error": {"code": "unknown_format", "message": "export as .csv or .jsonl"}},
+                status=404,
+            )
+        filterset = AuditEventFilterSet(request.query_params, queryset=AuditEvent.objects.all())
+        if not filterset.is_valid():
+            return Response(
+                {
+                    "error": {
+                        "code": "invalid_filter",
+                        "message": "invalid filter",
+                        "details": filterset.errors,
+                    }
+                },
+                status=400,
+            )
+        record_search(request, filterset, "exported")
+        return export_response(filterset.qs, export_format)
+
+
+class AuditEventCorrelationApi(APIView):
+    """GET /api/v1/audit-events/<id>/correlated: every event sharing its request or trace id."""
+
+    permission_classes = [CanSearchAudit]
+
+    @extend_schema(responses=AuditEventSerializer(many=True))
+    def get(self, request: Request, pk: int) -> Response:
+        event = get_object_or_404(AuditEvent.objects.all(), pk=pk)
+        timeline = correlated_events(event)
+        data = [
+            {
+                "id": item.pk,
+                "event_class": item.event_class_id,
+                "occurred_at": item.occurred_at,
+                "source": item.source,
+                "event_id": item.event_id,
+                "request_id": item.request_id,
+                "trace_id": item.trace_id,
+                "payload": item.payload,
+            }
+            for item in timeline
+        ]
+        return Response({"event": event.pk, "timeline": data})

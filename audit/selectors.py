@@ -1,0 +1,43 @@
+"""Reads of audit data: estimated counts and the end-to-end correlation view."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from django.db import connection
+from django.db.models import Q, QuerySet
+
+from ingest.models import Event
+
+CORRELATION_LIMIT = 500
+
+
+def estimated_count(queryset: QuerySet) -> int:
+    """The planner's row estimate for ``queryset``: never a COUNT(*) over the table."""
+    sql, params = queryset.order_by().values("id").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def correlated_events(event: Event, *, window: timedelta = timedelta(days=7)) -> list[Event]:
+    """Every event of any class sharing ``event``'s request id or trace id, oldest first."""
+    keys = Q()
+    if event.request_id:
+        keys |= Q(request_id=event.request_id)
+    if event.trace_id:
+        keys |= Q(trace_id=event.trace_id)
+    if not keys:
+        return [event]
+    return list(
+        Event.objects.filter(keys)
+        .filter(
+            occurred_at__gte=event.occurred_at - window, occurred_at__lte=event.occurred_at + window
+        )
+        .select_related("schema_revision__schema")
+        .order_by("occurred_at", "id")[:CORRELATION_LIMIT]
+    )
