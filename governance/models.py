@@ -188,3 +188,45 @@ class LegalHold(models.Model):
 
     def __str__(self) -> str:
         return f"hold #{self.pk}: {self.reason}"
+
+
+metric_name_validator = RegexValidator(
+    r"^[a-zA-Z_][a-zA-Z0-9_]{0,199}$", "A Prometheus metric name: letters, digits, underscores."
+)
+
+
+class MetricDefinition(models.Model):
+    """An aggregate metric computed from a schema's ingested events, exposed on /metrics."""
+
+    class Kind(models.TextChoices):
+        COUNTER = "counter", "Counter (one per event)"
+        HISTOGRAM = "histogram", "Histogram (of a numeric field)"
+
+    name = models.CharField(max_length=200, unique=True, validators=[metric_name_validator])
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.COUNTER)
+    schema = models.ForeignKey(Schema, on_delete=models.CASCADE, related_name="metrics")
+    help = models.CharField(max_length=300, blank=True)
+    labels = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='[{"label": "event_type", "source": "oneof:event"}, '
+        '{"label": "surface", "source": "field:surface"}]',
+    )
+    value_field = models.CharField(
+        max_length=300, blank=True, help_text="Histogram: the numeric field observed."
+    )
+    only_when = models.CharField(
+        max_length=300, blank=True, help_text="Count only events where this field is present."
+    )
+    buckets = models.JSONField(default=list, blank=True, help_text="Histogram bucket bounds.")
+    max_series = models.PositiveIntegerField(
+        default=1000, help_text="Label combinations beyond this fold into 'other' (counted)."
+    )
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

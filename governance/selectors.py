@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -16,9 +17,11 @@ from telemetry_platform.conf import telemetry_settings
 from .choices import INGESTIBLE_STATUSES, RevisionStatus
 from .defaults import default_scanner_rules
 from .fastjson import compile_json_parser
+from .metric_plans import CompiledMetric, MetricDefinitionError, metric_compile
 from .models import (
     EventClass,
     FieldPolicy,
+    MetricDefinition,
     PolicyEpoch,
     RetentionOverride,
     ScannerRule,
@@ -29,6 +32,8 @@ from .redaction import PolicySpec, RedactionPlan, redaction_plan_compile
 from .scanners import CompiledScanner, scanner_compile, sensitive_key_matcher
 from .scanners import ScannerRule as ScannerRule_
 from .schemas import CompiledSchema, leaf_fields, load_schema
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,8 @@ class SchemaPlan:
     redaction: RedactionPlan
     # Proto3 JSON fast path: the message, or None when ParseDict must decide.
     json_parser: Callable[[dict], Message | None]
+    # Aggregate metrics computed from this schema's accepted events.
+    metrics: tuple[CompiledMetric, ...] = ()
 
     @property
     def deprecated(self) -> bool:
@@ -196,6 +203,7 @@ class SchemaPlanCache:
             compiled=compiled,
             roles=MappingProxyType(dict(revision.roles)),
             json_parser=compile_json_parser(compiled.descriptor, compiled.message_class),
+            metrics=_metrics_for(entry.schema_name, revision, compiled),
             redaction=redaction_plan_compile(
                 compiled.descriptor,
                 field_policy_specs(revision),
@@ -272,6 +280,39 @@ def content_scanner_get() -> CompiledScanner:
         key_id=telemetry_settings.HASH_KEY_ID,
         key=telemetry_settings.HASH_KEYS[telemetry_settings.HASH_KEY_ID],
     )
+
+
+def _metrics_for(
+    schema_name: str, revision: SchemaRevision, compiled: CompiledSchema
+) -> tuple[CompiledMetric, ...]:
+    classifications = {
+        path: spec.classification for path, spec in field_policy_specs(revision).items()
+    }
+    metrics = []
+    for definition in MetricDefinition.objects.filter(schema__name=schema_name, enabled=True):
+        try:
+            metrics.append(
+                metric_compile(
+                    metric_definition_dict(definition), compiled.descriptor, classifications
+                )
+            )
+        except MetricDefinitionError as exc:
+            logger.warning("metric %s skipped for %s: %s", definition.name, revision, exc)
+    return tuple(metrics)
+
+
+def metric_definition_dict(definition: MetricDefinition) -> dict:
+    """The definition as the pure compiler takes it."""
+    return {
+        "name": definition.name,
+        "kind": definition.kind,
+        "help": definition.help,
+        "labels": definition.labels,
+        "value_field": definition.value_field,
+        "only_when": definition.only_when,
+        "buckets": definition.buckets,
+        "max_series": definition.max_series,
+    }
 
 
 def event_class_list() -> list[EventClass]:

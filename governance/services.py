@@ -21,10 +21,12 @@ from .choices import RevisionStatus
 from .compatibility import Violation, check_against_history
 from .defaults import DEFAULT_EVENT_CLASSES, PLATFORM_SCHEMAS, platform_proto_sources
 from .hashing import keyed_hash_candidates
+from .metric_plans import MetricDefinitionError, metric_compile
 from .models import (
     EventClass,
     FieldPolicy,
     LegalHold,
+    MetricDefinition,
     PolicyEpoch,
     RetentionOverride,
     ScannerRule,
@@ -36,7 +38,7 @@ from .protoc import ProtoCompileError, compile_protos_serialized
 from .redaction import PolicySpec
 from .scanners import validate_custom_pattern
 from .schemas import SchemaDefinitionError, derive_roles, load_schema
-from .selectors import field_policy_specs, revision_leaf_paths
+from .selectors import field_policy_specs, metric_definition_dict, revision_leaf_paths
 
 logger = logging.getLogger(__name__)
 
@@ -536,3 +538,38 @@ def legal_hold_release(*, hold: LegalHold, actor: AbstractBaseUser | None) -> Le
             attributes={"hold": str(hold.pk)},
         )
     return hold
+
+
+# -- metric catalogue -----------------------------------------------------------------
+
+
+def metric_definition_check(definition: MetricDefinition) -> None:
+    """Raise MetricDefinitionError unless the metric compiles against its schema's newest
+    live revision and policies (labels only from fields that may become labels)."""
+    revision = (
+        definition.schema.revisions.exclude(status=RevisionStatus.RETIRED)
+        .order_by("-version")
+        .first()
+    )
+    if revision is None:
+        raise MetricDefinitionError([f"{definition.schema} has no live revision"])
+    classifications = {p: s.classification for p, s in field_policy_specs(revision).items()}
+    compiled = load_schema(bytes(revision.descriptor_set), revision.message_name)
+    metric_compile(metric_definition_dict(definition), compiled.descriptor, classifications)
+
+
+@transaction.atomic
+def metric_definition_save(
+    *, definition: MetricDefinition, actor: AbstractBaseUser | None
+) -> MetricDefinition:
+    """Check and save a catalogue metric; ingest picks the change up within seconds."""
+    metric_definition_check(definition)
+    definition.full_clean()
+    definition.save()
+    policy_epoch_bump()
+    audit_event_record(
+        event_name="platform.metric_definition.saved",
+        actor=actor,
+        attributes={"metric": definition.name, "schema": definition.schema.name},
+    )
+    return definition

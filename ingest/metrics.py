@@ -44,9 +44,19 @@ class CatalogueEntry:
     help: str = ""
 
 
+PLATFORM_PREFIXES = ("telemetry_",)
+
+
 def metric_catalogue() -> list[CatalogueEntry]:
-    """Every metric family this platform emits, as the conformance check sees it."""
+    """Every metric family this platform emits (its own, and the catalogue's telemetry
+    aggregates), as the conformance check sees it. Process/runtime families of the
+    client library are left out: no rule should depend on them by accident."""
+    from governance.models import MetricDefinition
+
     entries = {}
     for family in REGISTRY.collect():
-        entries[family.name] = CatalogueEntry(family.name, family.type, family.documentation)
+        if family.name.startswith(PLATFORM_PREFIXES):
+            entries[family.name] = CatalogueEntry(family.name, family.type, family.documentation)
+    for definition in MetricDefinition.objects.filter(enabled=True):
+        entries[definition.name] = CatalogueEntry(definition.name, definition.kind, definition.help)
     return sorted(entries.values(), key=lambda entry: entry.name)

@@ -31,6 +31,7 @@ from telemetry_platform.conf import telemetry_settings
 
 from . import metrics
 from .codes import BatchCode, RejectCode
+from .telemetry_metrics import metrics_record
 
 TRACEPARENT_RE = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 MAX_IDENTIFIER_LENGTH = 200
@@ -122,6 +123,7 @@ class PreparedEvent:
     payload: dict[str, Any]
     warnings: list[str]
     redactions: list[tuple[str, str]] = dataclass_field(default_factory=list)
+    metrics: tuple = ()
 
     @property
     def key(self) -> tuple[str, str, str, datetime]:
@@ -281,6 +283,7 @@ def prepare_event(item: RawItem, context: IngestContext) -> PreparedEvent | Reje
     prepared = _envelope(plan, message, context)
     if isinstance(prepared, PreparedEvent):
         prepared.redactions = outcome.redactions
+        prepared.metrics = plan.metrics
     return prepared
 
 
@@ -582,6 +585,13 @@ def ingest_batch(items: Iterable[RawItem], context: IngestContext) -> BatchResul
             for path, rule in prepared.redactions:
                 metrics.REDACTIONS.labels(prepared.schema_name, path, rule).inc()
     _count(results, labels)
+    metrics_record(
+        (metric, *observation)
+        for key, (prepared, _) in to_store.items()
+        if key in inserted
+        for metric in prepared.metrics
+        if (observation := metric.observe(prepared.payload)) is not None
+    )
     return BatchResult(results)
 
 

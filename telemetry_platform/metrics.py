@@ -16,15 +16,29 @@ from prometheus_client import (
     multiprocess,
 )
 
+from ingest.telemetry_metrics import TelemetryMetricsCollector
+
+TELEMETRY_COLLECTOR = TelemetryMetricsCollector()
+
 
 def _registry() -> CollectorRegistry:
     # With several gunicorn workers each process writes its samples to
     # PROMETHEUS_MULTIPROC_DIR; the collector merges them on every scrape.
+    # Telemetry aggregates come from Redis in both cases.
+    registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return registry
-    return REGISTRY
+    else:
+        registry.register(_DefaultRegistry())
+    registry.register(TELEMETRY_COLLECTOR)
+    return registry
+
+
+class _DefaultRegistry:
+    """Adapts the process's default registry into a per-scrape one."""
+
+    def collect(self):
+        return REGISTRY.collect()
 
 
 def _authorized(request: HttpRequest) -> bool:

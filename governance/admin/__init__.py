@@ -1,5 +1,5 @@
 """Admin of governance: the registry (classes, schemas, revisions) and field policies."""
 
-from . import policies, registry, retention
+from . import metrics, policies, registry, retention
 
-__all__ = ["policies", "registry", "retention"]
+__all__ = ["metrics", "policies", "registry", "retention"]
