@@ -214,6 +214,37 @@ def schema_register(
     breaking changes need a new schema name. Registering sources identical to the
     latest revision's is a no-op, so the configuration load can run on every deploy.
     """
+    from ingest.metrics import SCHEMA_REGISTRATIONS
+
+    try:
+        registered = _schema_register(
+            name=name,
+            proto_files=proto_files,
+            message_name=message_name,
+            event_class=event_class,
+            roles=roles,
+            status=status,
+            description=description,
+            actor=actor,
+        )
+    except SchemaRegistrationError as exc:
+        SCHEMA_REGISTRATIONS.labels("refused", exc.code).inc()
+        raise
+    SCHEMA_REGISTRATIONS.labels("created" if registered.created else "unchanged", "").inc()
+    return registered
+
+
+def _schema_register(
+    *,
+    name: str,
+    proto_files: Mapping[str, str],
+    message_name: str,
+    event_class: str | None,
+    roles: Mapping[str, str] | None,
+    status: str,
+    description: str,
+    actor: AbstractBaseUser | None,
+) -> RegisteredRevision:
     if status not in RevisionStatus.values:
         raise SchemaRegistrationError("invalid_status", [f"unknown status {status!r}"])
     serialized, derived_roles = _compile_event_schema(proto_files, message_name, roles)

@@ -22,6 +22,23 @@ REDACTIONS = Counter(
     "Field redactions applied to accepted events, by schema, field path and rule.",
     ["schema", "field", "action"],
 )
+PURGE_RUNS = Counter(
+    "telemetry_purge_runs",
+    "Retention purge runs, by event class and status.",
+    ["event_class", "status"],
+)
+PURGE_ROWS = Counter(
+    "telemetry_purge_rows_deleted", "Events removed by retention.", ["event_class"]
+)
+PURGE_PARTITIONS = Counter(
+    "telemetry_purge_partitions_dropped", "Day partitions dropped by retention.", ["event_class"]
+)
+AUDIT_SEARCHES = Counter("telemetry_audit_searches", "Audit searches and exports.", ["action"])
+SCHEMA_REGISTRATIONS = Counter(
+    "telemetry_schema_registrations",
+    "Schema registrations: created, unchanged, or refused (by code).",
+    ["outcome", "code"],
+)
 BATCH_SECONDS = Histogram(
     "telemetry_ingest_batch_seconds",
     "Time to process one ingest request (decode to commit).",

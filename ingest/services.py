@@ -17,6 +17,7 @@ from audit.services import audit_event_record
 from governance.models import EventClass
 from governance.redaction import generalize_ip
 
+from . import metrics
 from .models import ApiKey
 from .ratelimit import once_per
 from .retention import partitions_maintain, purge_class
@@ -198,11 +199,14 @@ def events_purge_expired(
     for klass in classes:
         progress, rules, status = purge_class(klass, now=now, triggered_by=triggered_by)
         result.statuses[klass.name] = status
+        metrics.PURGE_RUNS.labels(klass.name, status).inc()
         if progress is None or rules is None:
             logger.info("purge of %s skipped: another purge of the class is running", klass.name)
             continue
         result.cutoffs[klass.name] = rules.class_cutoff
         result.deleted[klass.name] = progress.rows_deleted
+        metrics.PURGE_ROWS.labels(klass.name).inc(progress.rows_deleted)
+        metrics.PURGE_PARTITIONS.labels(klass.name).inc(len(progress.partitions_dropped))
         logger.info(
             "purged %s: %d rows (%d partitions dropped), %d kept by holds",
             klass.name,

@@ -8,6 +8,9 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
+from .logging import request_id_var, trace_id_var
+from .tracecontext import TraceContextError, parse_traceparent
+
 REQUEST_ID_HEADER = "X-Request-Id"
 # A client's id is kept only if it is short and plain, so it is safe to log and echo.
 VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -23,6 +26,16 @@ class RequestIdMiddleware:
         presented = request.headers.get(REQUEST_ID_HEADER, "")
         request_id = presented if VALID_REQUEST_ID.match(presented) else uuid.uuid4().hex
         request.request_id = request_id
-        response = self.get_response(request)
+        try:
+            trace_id = parse_traceparent(request.headers.get("traceparent", "")).trace_id
+        except TraceContextError:
+            trace_id = ""
+        request_token = request_id_var.set(request_id)
+        trace_token = trace_id_var.set(trace_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(request_token)
+            trace_id_var.reset(trace_token)
         response[REQUEST_ID_HEADER] = request_id
         return response

@@ -19,6 +19,7 @@ from audit.filtersets import AuditEventFilterSet
 from audit.models import AuditEvent
 from audit.selectors import correlated_events
 from audit.services import audit_event_record
+from ingest.metrics import AUDIT_SEARCHES
 from ingest.models import Event
 
 
@@ -63,6 +64,8 @@ class NewestFirstCursor(CursorPagination):
 
 
 def record_search(request: Request, filterset: AuditEventFilterSet, action: str) -> None:
+    """Record a search or export as a platform audit event (identifiers hashed), and count it."""
+    AUDIT_SEARCHES.labels(action).inc()
     audit_event_record(
         event_name=f"platform.audit.{action}",
         actor=request.user,

@@ -157,3 +157,42 @@ def test_conformance_upload_in_admin(client_schema, admin_client):
     page = response.content.decode()
     assert 'id="conformance-report"' in page
     assert "up_nothing_total" in page
+
+
+def sample_sum(client, name: str, **labels: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in exposition(client).splitlines()
+        if line.startswith(f"{name}{{") and all(f'{k}="{v}"' in line for k, v in labels.items())
+    )
+
+
+def test_platform_counters_for_purges_searches_and_registrations(platform_config, client):
+    """Purge runs and rows, audit searches and schema refusals are counted on /metrics."""
+    from governance.services import SchemaRegistrationError, schema_register
+    from ingest.services import events_purge_expired
+
+    runs = sample_sum(client, "telemetry_purge_runs_total", event_class="audit_event")
+    events_purge_expired(event_class="audit_event")
+    assert sample_sum(client, "telemetry_purge_runs_total", event_class="audit_event") == runs + 1
+    refused = sample_sum(client, "telemetry_schema_registrations_total", outcome="refused")
+    with pytest.raises(SchemaRegistrationError):
+        schema_register(
+            name="x.v1",
+            proto_files={"x.proto": "nonsense"},
+            message_name="X",
+            event_class="service_metric",
+            actor=None,
+        )
+    assert (
+        sample_sum(
+            client,
+            "telemetry_schema_registrations_total",
+            outcome="refused",
+            code="proto_compile_error",
+        )
+        >= 1
+    )
+    assert (
+        sample_sum(client, "telemetry_schema_registrations_total", outcome="refused") == refused + 1
+    )
