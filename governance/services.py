@@ -369,6 +369,20 @@ def default_configuration_load(*, actor: AbstractBaseUser | None = None) -> list
         )
         if registered.created:
             changes.append(f"schema {platform_schema.name} v{registered.revision.version}")
+        elif not registered.revision.field_policies.exists():
+            # Registered before field policies existed: seed them from the annotations.
+            revision = registered.revision
+            seeded = field_policies_seed(
+                load_schema(bytes(revision.descriptor_set), revision.message_name),
+                roles=revision.roles,
+                previous={},
+            )
+            FieldPolicy.objects.bulk_create(
+                FieldPolicy(revision=revision, path=path, **asdict(spec))
+                for path, spec in seeded.items()
+            )
+            policy_epoch_bump()
+            changes.append(f"field policies of {revision} seeded ({len(seeded)})")
     from telemetry_platform.beat import beat_schedule_seed
 
     changes.extend(beat_schedule_seed())

@@ -473,7 +473,32 @@ INSERT_COLUMNS = (
     "chain_prev",
     "chain_link",
 )
-ROW_PLACEHOLDER = "(" + ", ".join(["%s"] * 10) + ", %s::jsonb, %s::jsonb, %s, %s, %s)"
+# One array parameter per column, unnested server-side: 15 parameters whatever the batch
+# size, instead of 15 per row (binding and parsing thousands of placeholders cost more
+# than the insert itself).
+COLUMN_TYPES = (
+    "varchar",
+    "bigint",
+    "varchar",
+    "varchar",
+    "timestamptz",
+    "timestamptz",
+    "varchar",
+    "varchar",
+    "varchar",
+    "varchar",
+    "jsonb",
+    "jsonb",
+    "bigint",
+    "varchar",
+    "varchar",
+)
+INSERT_SQL = (
+    f"INSERT INTO ingest_event ({', '.join(INSERT_COLUMNS)}) "  # noqa: S608 (constants)
+    "SELECT * FROM unnest("
+    + ", ".join(f"%s::{kind}[]" for kind in COLUMN_TYPES)
+    + ") ON CONFLICT DO NOTHING RETURNING event_class, source, event_id, occurred_at"
+)
 AUDIT_EVENT_CLASS = "audit_event"
 ChainPosition = tuple[int, str, str]  # (sequence number, previous link, link)
 
@@ -490,35 +515,29 @@ def insert_events(
     """
     if not events:
         return set()
-    params: list[Any] = []
-    for event in events:
-        seq, prev, link = (chain or {}).get(event.key, (None, None, None))
-        params.extend(
-            (
-                event.event_class,
-                event.schema_revision_id,
-                event.source,
-                event.event_id,
-                event.occurred_at,
-                context.received_at,
-                event.request_id,
-                event.trace_id,
-                event.actor_hash,
-                context.request_id,
-                json.dumps(event.payload, separators=(",", ":")),
-                json.dumps(event.redactions, separators=(",", ":")),
-                seq,
-                prev,
-                link,
-            )
+    chain = chain or {}
+    no_link = (None, None, None)
+    rows = [
+        (
+            event.event_class,
+            event.schema_revision_id,
+            event.source,
+            event.event_id,
+            event.occurred_at,
+            context.received_at,
+            event.request_id,
+            event.trace_id,
+            event.actor_hash,
+            context.request_id,
+            json.dumps(event.payload, separators=(",", ":")),
+            json.dumps(event.redactions, separators=(",", ":")),
+            *chain.get(event.key, no_link),
         )
-    sql = (
-        f"INSERT INTO ingest_event ({', '.join(INSERT_COLUMNS)}) VALUES "  # noqa: S608 (constants)
-        + ", ".join([ROW_PLACEHOLDER] * len(events))
-        + " ON CONFLICT DO NOTHING RETURNING event_class, source, event_id, occurred_at"
-    )
+        for event in events
+    ]
+    columns = [list(column) for column in zip(*rows, strict=True)]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(INSERT_SQL, columns)
         return {tuple(row) for row in cursor.fetchall()}
 
 

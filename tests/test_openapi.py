@@ -81,7 +81,12 @@ def fuzz_all(api_secret: str, token: str) -> list:
     schema = schemathesis.openapi.from_wsgi("/api/schema/", WSGIHandler())
     failures: list = []
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 6
+    assert {operation.path for operation in operations} >= {
+        "/api/v1/events",
+        "/api/v1/schemas",
+        "/api/v1/audit-events",
+        "/api/v1/audit-events/export.{export_format}",
+    }
     for operation in operations:
         header = f"Bearer {api_secret}" if operation.path == "/api/v1/events" else f"Token {token}"
         calls = fuzz_operation(operation, {"Authorization": header}, failures)

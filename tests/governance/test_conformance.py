@@ -670,6 +670,7 @@ def test_command_unusable_input_exit_2(test_catalogue, name):
     assert document["missing"]  # the good file was still checked
 
 
+@pytest.mark.django_db
 def test_command_uses_real_metric_catalogue(tmp_path):
     """Without patching, the command checks against ingest.metrics.metric_catalogue()."""
     rules = write(
