@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import django_filters
+from django import forms
 from django.db.models import QuerySet
 from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
+from django_filters.fields import IsoDateTimeField
 
 from governance.hashing import keyed_hash_candidates
 from telemetry_platform.conf import telemetry_settings
@@ -27,15 +29,32 @@ def hashed(value: str) -> list[str]:
     return keyed_hash_candidates(value.strip(), keys=telemetry_settings.HASH_KEYS)
 
 
+class UtcDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date-time, normalised to UTC (PostgreSQL refuses offsets beyond ±15:59)."""
+
+    def to_python(self, value: object) -> datetime | None:
+        moment = super().to_python(value)
+        if moment is None:
+            return None
+        try:
+            if timezone.is_naive(moment):
+                moment = moment.replace(tzinfo=UTC)
+            return moment.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise forms.ValidationError("date-time out of range", code="invalid") from None
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
+
+
 class AuditEventFilterSet(django_filters.FilterSet):
     """Filters of audit search. Identifiers are typed raw and searched by their keyed hash."""
 
-    occurred_after = django_filters.IsoDateTimeFilter(
+    occurred_after = UtcDateTimeFilter(
         field_name="occurred_at", lookup_expr="gte", label="From (default: 24 hours ago)"
     )
-    occurred_before = django_filters.IsoDateTimeFilter(
-        field_name="occurred_at", lookup_expr="lt", label="Until"
-    )
+    occurred_before = UtcDateTimeFilter(field_name="occurred_at", lookup_expr="lt", label="Until")
     event_name = django_filters.CharFilter(
         method="filter_event_name", label="Event name (exact, or a prefix ending in . or *)"
     )

@@ -194,3 +194,12 @@ def test_bad_filters_are_400(analyst, corpus):
     response = analyst.get("/api/v1/audit-events", {"occurred_after": "yesterday"})
     assert response.status_code == 400
     assert "occurred_after" in json.dumps(response.json())
+
+
+@pytest.mark.parametrize(
+    "value", ["1291-12-21T07:37:03+16:48", "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"]
+)
+def test_extreme_dates_are_refused_or_normalised_never_500(analyst, corpus, value):
+    """Offsets PostgreSQL refuses and dates out of range give 200 or 400, never 500."""
+    response = analyst.get("/api/v1/audit-events", {"occurred_after": value})
+    assert response.status_code in (200, 400)
