@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -84,10 +84,17 @@ def audit_events_append(events: Sequence[PreparedEvent], context: IngestContext)
     for (source, day), group in sorted(groups.items()):
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_chain_lock_key(source, day)])
+            # Bounded to the chain's day, so only that day's partition is probed.
             cursor.execute(
                 "SELECT event_id, occurred_at FROM ingest_event "
-                "WHERE event_class = 'audit_event' AND source = %s AND event_id = ANY(%s)",
-                [source, [event.event_id for event in group]],
+                "WHERE event_class = 'audit_event' AND source = %s AND event_id = ANY(%s) "
+                "AND occurred_at >= %s AND occurred_at < %s",
+                [
+                    source,
+                    [event.event_id for event in group],
+                    datetime.combine(day, time.min, tzinfo=UTC),
+                    datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC),
+                ],
             )
             existing = {(event_id, occurred_at) for event_id, occurred_at in cursor.fetchall()}
         fresh = []
