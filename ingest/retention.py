@@ -319,7 +319,7 @@ def _delete_expired_rows(rules: RetentionRules, progress: PurgeProgress, save) -
     pause = telemetry_settings.PURGE_BATCH_PAUSE_SECONDS
     sql = (
         f"DELETE FROM {table} WHERE id IN ("  # noqa: S608 (quoted identifier)
-        f"SELECT id FROM {table} WHERE {expired} AND NOT {held} ORDER BY id LIMIT %s)"
+        f"SELECT id FROM {table} WHERE {expired} AND NOT {held} LIMIT %s)"
     )
     while True:
         with transaction.atomic(), connection.cursor() as cursor:
