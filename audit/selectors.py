@@ -39,5 +39,6 @@ def correlated_events(event: Event, *, window: timedelta = timedelta(days=7)) ->
             occurred_at__gte=event.occurred_at - window, occurred_at__lte=event.occurred_at + window
         )
         .select_related("schema_revision__schema")
+        .defer("schema_revision__descriptor_set", "schema_revision__proto_files")
         .order_by("occurred_at", "id")[:CORRELATION_LIMIT]
     )

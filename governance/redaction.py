@@ -7,16 +7,17 @@ sensitive-key rule for maps. Applying it walks only the paths that need work.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from .choices import Classification, RedactionAction
-from .hashing import keyed_hash, keyed_hash_candidates
+from .hashing import keyed_hash, keyed_hash_candidates, keyed_hasher
 from .scanners import CompiledScanner, scan_text
 from .schemas import TIMESTAMP_TYPE, is_map_field, leaf_fields
 
@@ -26,6 +27,11 @@ REDACTED_TOKEN = "[redacted]"  # noqa: S105 (a placeholder, not a secret)
 UNCLASSIFIED_DROP = "drop"
 UNCLASSIFIED_REJECT = "reject"
 MS_PER_HOUR = 3_600_000
+# How a path reaches its leaf's parents: through a map's values, a repeated message, or a
+# singular message (only when set).
+_MAP = "map"
+_REPEATED = "repeated"
+_SINGLE = "single"
 
 __all__ = ["keyed_hash", "keyed_hash_candidates", "redact_message", "redaction_plan_compile"]
 
@@ -53,6 +59,10 @@ class FieldRule:
     is_timestamp: bool
     is_integer: bool
     unclassified: bool = False
+    # (field name, _MAP | _REPEATED | _SINGLE) for each container above the leaf.
+    containers: tuple[tuple[str, str], ...] = ()
+    leaf_repeated: bool = False
+    leaf_has_presence: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,9 +73,17 @@ class RedactionPlan:
     scanner: CompiledScanner | None
     sensitive_key: Callable[[str], bool]
     unhashed_pseudonym: str  # "reject" or "hash"
+    # Derived from the fields above when the plan is built: keyed_hash bound to the
+    # plan's key (HMAC's key schedule computed once), and the rules as closures.
+    hasher: Callable[[str], str] = field(init=False, repr=False, compare=False)
+    appliers: tuple[Callable, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hasher", keyed_hasher(key_id=self.key_id, key=self.key))
+        object.__setattr__(self, "appliers", _plan_appliers(self))
 
     def hash(self, value: str) -> str:
-        return keyed_hash(value, key_id=self.key_id, key=self.key)
+        return self.hasher(value)
 
 
 @dataclass(frozen=True)
@@ -109,13 +127,17 @@ def redaction_plan_compile(
     ``unclassified`` is ``"reject"``. Plain ``keep`` leaves cost nothing at ingest.
     """
     rules = []
-    for path, field in leaf_fields(descriptor):
+    for path, leaf in leaf_fields(descriptor):
         spec = policies.get(path)
-        is_map = is_map_field(field)
-        value_field = field.message_type.fields_by_name["value"] if is_map else field
+        is_map = is_map_field(leaf)
+        value_field = leaf.message_type.fields_by_name["value"] if is_map else leaf
+        parts = tuple(path.split("."))
         base = {
-            "path": tuple(path.split(".")),
+            "path": parts,
             "dotted": path,
+            "containers": _containers(descriptor, parts),
+            "leaf_repeated": leaf.is_repeated,
+            "leaf_has_presence": leaf.has_presence,
             "is_map": is_map,
             "is_string": value_field.type == FieldDescriptor.TYPE_STRING,
             "is_timestamp": value_field.message_type is not None
@@ -165,7 +187,25 @@ def redaction_plan_compile(
     )
 
 
+def _containers(descriptor: Descriptor, path: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """How ``_parents`` walks ``path`` from a message of type ``descriptor``."""
+    containers = []
+    for head in path[:-1]:
+        container = descriptor.fields_by_name[head]
+        if is_map_field(container):
+            containers.append((head, _MAP))
+            descriptor = container.message_type.fields_by_name["value"].message_type
+        else:
+            containers.append((head, _REPEATED if container.is_repeated else _SINGLE))
+            descriptor = container.message_type
+    return tuple(containers)
+
+
 # -- applying a plan ------------------------------------------------------------------
+
+# A rule compiled for one plan: applied to the top-level message, it appends to the
+# redaction record and returns the rejection that stops the event, if any.
+_Applier = Callable[[Message, list[tuple[str, str]]], "PolicyRejection | None"]
 
 
 def _parents(message: Message, path: Sequence[str]) -> Iterator[Message]:
@@ -191,14 +231,211 @@ def redact_message(plan: RedactionPlan, message: Message) -> RedactionOutcome:
     Return the (path, rule) pairs that changed something, or the rejection when a
     policy refuses the event. Never returns or records a value.
     """
-    outcome = RedactionOutcome(redactions=[])
+    redactions: list[tuple[str, str]] = []
+    for apply in plan.appliers:
+        rejection = apply(message, redactions)
+        if rejection is not None:
+            return RedactionOutcome(redactions=redactions, rejection=rejection)
+    return RedactionOutcome(redactions=redactions)
+
+
+def _plan_appliers(plan: RedactionPlan) -> tuple[_Applier, ...]:
+    """One applier per rule, except that runs of top-level hashed or scanned strings
+    share one (a loop step is cheaper than a call; the record order is unchanged)."""
+    appliers: list[_Applier] = []
+    batch: list[_Op] = []
     for rule in plan.rules:
-        for parent in _parents(message, rule.path):
-            rejection = _apply(plan, rule, parent, outcome.redactions)
-            if rejection is not None:
-                outcome.rejection = rejection
-                return outcome
-    return outcome
+        op = None if rule.containers else _string_op(plan, rule)
+        if op is not None:
+            batch.append(op)
+            continue
+        if batch:
+            appliers.append(_batch_applier(plan, batch))
+            batch = []
+        appliers.append(_rule_applier(plan, rule))
+    if batch:
+        appliers.append(_batch_applier(plan, batch))
+    return tuple(appliers)
+
+
+def _rule_applier(plan: RedactionPlan, rule: FieldRule) -> _Applier:
+    """``rule`` as one closure: the walk to its parents and the work on each decided once.
+
+    The result does what ``_apply`` does on every parent ``_parents`` yields; the common
+    shapes (a hashed or scanned string, a map of strings) get closures that skip the
+    per-event dispatch, everything else goes through ``_apply``.
+    """
+    applier = _leaf_applier(plan, rule)
+    if applier is None:
+        applier = functools.partial(_apply, plan, rule)
+    # Wrap from the innermost container outwards.
+    for head, kind in reversed(rule.containers):
+        applier = _container_walker(head, kind, applier)
+    return applier
+
+
+def _container_walker(head: str, kind: str, inner: _Applier) -> _Applier:
+    if kind == _MAP:
+
+        def walk_map(message: Message, record: list[tuple[str, str]]) -> PolicyRejection | None:
+            for child in getattr(message, head).values():
+                rejection = inner(child, record)
+                if rejection is not None:
+                    return rejection
+            return None
+
+        return walk_map
+    if kind == _REPEATED:
+
+        def walk_repeated(
+            message: Message, record: list[tuple[str, str]]
+        ) -> PolicyRejection | None:
+            for child in getattr(message, head):
+                rejection = inner(child, record)
+                if rejection is not None:
+                    return rejection
+            return None
+
+        return walk_repeated
+
+    def walk_single(message: Message, record: list[tuple[str, str]]) -> PolicyRejection | None:
+        if message.HasField(head):
+            return inner(getattr(message, head), record)
+        return None
+
+    return walk_single
+
+
+# (hash?, field name, record entry if hashed else _Labels): one hot-shape rule.
+_Op = tuple[bool, str, object]
+
+
+def _string_op(plan: RedactionPlan, rule: FieldRule) -> _Op | None:
+    """The rule as an op when it hashes, or keeps and scans, a singular proto3 string.
+
+    That is ``_apply`` with the branches that cannot be taken removed: the presence
+    test is bool(value) for a string without presence, and an empty value needs no work.
+    """
+    if (
+        not rule.is_string
+        or rule.unclassified
+        or rule.is_map
+        or rule.leaf_repeated
+        or rule.leaf_has_presence
+    ):
+        return None
+    name = rule.path[-1]
+    if rule.action == RedactionAction.HASH:
+        return (True, name, (rule.dotted, rule.action))
+    if (
+        rule.action == RedactionAction.KEEP
+        and rule.classification != Classification.PSEUDONYMOUS_ID
+        and rule.scan
+        and plan.scanner is not None
+    ):
+        return (False, name, _Labels(rule.dotted, "scanner:"))
+    return None
+
+
+def _batch_applier(plan: RedactionPlan, ops: Sequence[_Op]) -> _Applier:
+    ops = tuple(ops)
+    hash_value = plan.hasher
+    scanner = plan.scanner
+    # Texts the scanner recently found nothing in (see scan_text); checked here first to
+    # save the call for the values that repeat across events.
+    cleared = scanner.cleared if scanner is not None else frozenset()
+
+    def apply_batch(parent: Message, record: list[tuple[str, str]]) -> None:
+        for hashed, name, payload in ops:
+            value = getattr(parent, name)
+            if not value:
+                continue
+            if hashed:
+                setattr(parent, name, hash_value(value))
+                record.append(payload)  # type: ignore[arg-type]
+            elif value not in cleared:
+                scanned, fired = scan_text(scanner, value)  # type: ignore[arg-type]
+                if fired:
+                    setattr(parent, name, scanned)
+                    record.extend(map(payload.__getitem__, fired))  # type: ignore[attr-defined]
+
+    return apply_batch
+
+
+def _leaf_applier(plan: RedactionPlan, rule: FieldRule) -> _Applier | None:
+    """A specialised closure for the hot shapes, or None for the generic path."""
+    if rule.is_map:
+        if (
+            rule.is_string
+            and not rule.unclassified
+            and rule.action == RedactionAction.KEEP
+            and plan.scanner is not None
+        ):
+            return _map_scan_applier(plan, plan.scanner, rule)
+        return None
+    op = _string_op(plan, rule)
+    return None if op is None else _batch_applier(plan, [op])
+
+
+class _Labels(dict):
+    """(path, prefix + rule name) record entries, built once per rule name."""
+
+    def __init__(self, dotted: str, prefix: str) -> None:
+        super().__init__()
+        self.dotted = dotted
+        self.prefix = prefix
+
+    def __missing__(self, hit: str) -> tuple[str, str]:
+        entry = self[hit] = (self.dotted, f"{self.prefix}{hit}")
+        return entry
+
+
+def _map_scan_applier(plan: RedactionPlan, scanner: CompiledScanner, rule: FieldRule) -> _Applier:
+    """``_apply_map`` for a kept map of strings: keys scanned, then each entry."""
+    name = rule.path[-1]
+    sensitive_key = plan.sensitive_key
+    dotted = rule.dotted
+    cleared = scanner.cleared  # see _batch_applier
+
+    def apply_map(parent: Message, record: list[tuple[str, str]]) -> None:
+        entries = getattr(parent, name)
+        if not entries:
+            return
+        keys = list(entries)
+        fired_rules: list[str] = []
+        string_keys = isinstance(keys[0], str)
+        if string_keys:
+            # As _scan_map_keys: keys are data too; a key a scanner fires on is renamed.
+            renamed = False
+            for entry_key in keys:
+                if entry_key in cleared:
+                    continue
+                scanned, fired = scan_text(scanner, entry_key)
+                if fired:
+                    value = entries[entry_key]
+                    del entries[entry_key]
+                    entries[scanned] = value
+                    fired_rules.extend(f"key_scanner:{hit}" for hit in fired)
+                    renamed = True
+            if renamed:
+                keys = list(entries)
+        for entry_key in keys:
+            if sensitive_key(entry_key if string_keys else str(entry_key)):
+                entries[entry_key] = REDACTED_TOKEN
+                fired_rules.append("sensitive_key")
+                continue
+            value = entries[entry_key]
+            if value in cleared:
+                continue
+            scanned, fired = scan_text(scanner, value)
+            if fired:
+                entries[entry_key] = scanned
+                fired_rules.extend(f"scanner:{hit}" for hit in fired)
+        if fired_rules:
+            for fired_rule in dict.fromkeys(fired_rules):
+                record.append((dotted, fired_rule))
+
+    return apply_map
 
 
 def _present(parent: Message, name: str) -> bool:

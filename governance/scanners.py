@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import enum
 import functools
 import ipaddress
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # re._parser/_constants are private but stable across 3.11-3.12; they are only used to
 # inspect custom patterns for backtracking hazards, never to match.
 from re import _constants as _sre
 from re import _parser as _sre_parse
 
-from .hashing import keyed_hash
+from .hashing import keyed_hash, keyed_hasher
 
 
 class ScanAction(enum.StrEnum):
@@ -130,13 +131,21 @@ def _card_valid(match: str) -> bool:
     return 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn_valid(digits)
 
 
+# Four dot-separated numbers of one to three digits, each at most 255 (leading zeros
+# allowed): what int() per octet would accept, in one C call.
+_OCTET_VALUE = r"(?:[01]?[0-9]?[0-9]|2[0-4][0-9]|25[0-5])"
+_IPV4_OCTETS = re.compile(rf"{_OCTET_VALUE}(?:\.{_OCTET_VALUE}){{3}}")
+
+
 def _ipv4_valid(match: str) -> bool:
-    return all(int(octet) <= 255 for octet in match.split("."))
+    return _IPV4_OCTETS.fullmatch(match) is not None
 
 
 def _ipv6_valid(match: str) -> bool:
     if match == "::":  # bare "::" is far likelier to be punctuation (C++, Perl) than an address
         return False
+    if _IPV6_PLAIN.fullmatch(match) is not None:
+        return True  # hextets only, eight or fewer around one "::": valid (the common case)
     try:
         ipaddress.IPv6Address(match)
     except ValueError:
@@ -197,6 +206,17 @@ _IPV6_FORMS = "|".join(
         "::",
     ]
 )
+# The valid addresses without an IPv4 tail or a zone, as _ipv6_valid's fast path.
+_IPV6_PLAIN = re.compile(
+    "|".join(
+        [
+            rf"(?:{_H}:){{7}}{_H}",
+            *(rf"(?:{_H}:){{{left}}}(?::{_H}){{1,{7 - left}}}" for left in range(1, 7)),
+            rf"(?:{_H}:){{1,7}}:",
+            rf":(?::{_H}){{1,7}}",
+        ]
+    )
+)
 # Not glued to a word or a dotted number on either side.
 _IPV6 = (
     rf"(?<![0-9A-Za-z_.])(?:{_IPV6_FORMS})(?:%[0-9A-Za-z_.~-]{{1,32}})?"
@@ -231,9 +251,10 @@ BUILTIN_RULES: tuple[ScannerRule, ...] = (
     ),
     ScannerRule(
         name="jwt",
-        # JWS (3 segments) or JWE (5); the header is base64url JSON, hence "eyJ".
+        # JWS (3 segments) or JWE (5); the header is base64url JSON, hence "eyJ". The
+        # lookbehind comes after the literal so that sre searches for "eyJ" directly.
         pattern=(
-            r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"
+            r"eyJ(?<![A-Za-z0-9_-]eyJ)[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"
             r"(?:\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)?"
         ),
         prefilter="eyJ",
@@ -251,7 +272,11 @@ BUILTIN_RULES: tuple[ScannerRule, ...] = (
             r"|glpat-[0-9A-Za-z_-]{20,50}"  # GitLab personal access token
             r")"
         ),
-        prefilter=r"sk_|rk_|AKIA|ASIA|gh[pousr]_|github_pat_|xox[abposr]-|AIza|glpat-",
+        # The same literals, each led by a rare character (sre then skips to those).
+        prefilter=(
+            r"_(?<=sk_)|_(?<=rk_)|A(?:KIA|SIA|Iza)|_(?<=gh[pousr]_)|_(?<=github_)"
+            r"|x(?=ox[abposr]-)|-(?<=glpat-)"
+        ),
     ),
     ScannerRule(
         name="bearer_token",
@@ -288,12 +313,15 @@ BUILTIN_RULES: tuple[ScannerRule, ...] = (
         # Before cards: an IBAN's digits can pass Luhn, never the other way round.
         pattern=_iban_pattern(),
         validator=iban_valid,
-        prefilter=r"[0-9]{2}(?<=[A-Z]{2}[0-9]{2})",  # digits are rarer than capitals
+        prefilter=r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z][0-9]{2}",
         min_digits=2,
     ),
     ScannerRule(
         name="credit_card",
-        pattern=r"(?<![0-9A-Za-z_])[0-9](?:[ -]?[0-9]){12,18}(?![0-9A-Za-z_])",
+        # The lookbehind follows the first digit (same test) so sre skips to digits.
+        pattern=r"[0-9](?<![0-9A-Za-z_][0-9])(?:[ -]?[0-9]){12,18}(?![0-9A-Za-z_])",
+        # Where a match starts, thirteen digits or separators (a class run, no backtracking).
+        prefilter=r"[0-9](?<![0-9A-Za-z_][0-9])[0-9 -]{12}",
         validator=_card_valid,
         min_digits=13,
     ),
@@ -317,8 +345,9 @@ BUILTIN_RULES: tuple[ScannerRule, ...] = (
     ScannerRule(
         name="ipv4",
         # "v1.2.3.4" and "1.2.3.4.5" are versions, not addresses: no dotted neighbours.
+        # Lookbehinds after the first digit (same tests) so sre skips to digits.
         pattern=(
-            r"(?<![0-9A-Za-z_])(?<![0-9]\.)[0-9]{1,3}(?:\.[0-9]{1,3}){3}"
+            r"[0-9](?<![0-9A-Za-z_][0-9])(?<![0-9]\.[0-9])[0-9]{0,2}(?:\.[0-9]{1,3}){3}"
             r"(?![0-9A-Za-z_])(?!\.[0-9])"
         ),
         validator=_ipv4_valid,
@@ -342,12 +371,38 @@ class _CompiledRule:
     search: Callable[..., re.Match[str] | None]
     match: Callable[..., re.Match[str] | None]
     prefilter: Callable[[str], object] | None
+    prefilter_source: str | None
     min_digits: int
     has_secret: bool
     action: str
     token: str
     keep_chars: int
     validator: Callable[[str], bool] | None
+
+
+# (index, rule, rule.prefilter, rule.search): one rule to run, in priority order.
+_Step = tuple[int, _CompiledRule, Callable[[str], object] | None, Callable[..., object]]
+# Distinct candidate sets whose steps a stage keeps; beyond that they are built each time.
+_MAX_CANDIDATE_SETS = 1024
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Stage:
+    """The rules a text with a given number of digits can meet, and how to gate them."""
+
+    steps: tuple[_Step, ...]  # every such rule (what runs when there is no gate)
+    # Gated (ASCII text) only. anchors: the anchor characters where a fragment matched;
+    # anchor_masks: per anchor, the rules anchored on it and those of them whose
+    # prefilter it proves; solo: (search, rules, rules whose prefilter it is) for the
+    # prefilters searched alone. Bit i of a mask is rule i.
+    anchors: Callable[[str], list[str]] | None = None
+    anchor_masks: dict[str, tuple[int, int]] = field(default_factory=dict)
+    solo: tuple[tuple[Callable[[str], object], int, int], ...] = ()
+    width: int = 0  # bits in a mask (the last rule index + 1)
+    gated: bool = False
+    # Steps per (candidates | proven << width) seen: candidates only, proven prefilters
+    # dropped.
+    by_mask: dict[int, tuple[_Step, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,6 +412,15 @@ class CompiledScanner:
     rules: tuple[_CompiledRule, ...]
     key_id: str
     key: str
+    # stages[min(digits, len - 1)]: the work for a text with that many ASCII digits.
+    stages: tuple[_Stage, ...] = field(default=(), compare=False)
+    # For short ASCII text, before counting digits: a search that finds nothing proves no
+    # rule can match (see _pregate); None when no such search exists.
+    pregate: Callable[[str], object] | None = field(default=None, compare=False)
+    # The key's hasher, built once (the hash action).
+    hasher: Callable[[str], str] | None = field(default=None, compare=False)
+    # Recent texts in which no rule fired (see scan_text).
+    cleared: set[int] = field(default_factory=set, compare=False)
 
 
 # Literal alternations, optionally case-insensitive: "eyJ", "@", "(?i:bearer|basic)".
@@ -398,6 +462,292 @@ def _count_digits(text: str) -> int:
     return len(data) - len(data.translate(None, _DIGITS))
 
 
+# --- the gate: deciding cheaply which rules can match a text ----------------------------
+#
+# Most values carry nothing, and a Python loop over every rule's prefilter costs more
+# than the regexes. So, at compile time, each rule gets (1) a set of ASCII characters of
+# which every text it can match holds one ("@" for e-mail, "J" for "eyJ"), and (2) gate
+# fragments: its prefilter rewritten as regexes that each consume one "anchor"
+# character. At scan time a short text holding none of the characters of (1) is cleared
+# by one character-class search (the pregate); otherwise the digits are counted (for
+# min_digits) and one findall over the fragments of the eligible rules returns the
+# anchors where a fragment matched, which name the candidate rules; only those run.
+# Gates are only applied to ASCII text, where case-insensitive matching cannot reach a
+# character outside the sets (sre folds a few non-ASCII letters onto ASCII ones).
+
+# Rough frequency of ASCII characters in log text, to pick the rarest set that must be
+# present. Only speed depends on it; unknown characters count as common.
+_LOWER_FREQUENCY = dict(
+    zip(
+        "etaoinshrdlcumwfgypbvkjxqz",
+        (12, 9, 8, 7.5, 7, 6.7, 6.3, 6, 6, 4.2, 4, 2.8, 2.8, 2.4, 2.4, 2.2, 2, 2, 1.9, 1.5, 1,
+         0.8, 0.15, 0.15, 0.1, 0.07),
+        strict=True,
+    )
+)  # fmt: skip
+_CHAR_FREQUENCY: dict[str, float] = {
+    **_LOWER_FREQUENCY,
+    **{char.upper(): weight / 5 for char, weight in _LOWER_FREQUENCY.items()},
+    **dict.fromkeys("0123456789", 2.0),
+    " ": 15, ".": 3, "/": 2, "-": 1.5, ",": 1, ":": 1, "_": 0.8, "=": 0.5, "(": 0.4,
+    ")": 0.4, "\n": 0.4, "?": 0.3, "&": 0.3, "'": 0.3, '"': 0.3, "+": 0.2, ";": 0.2,
+    "%": 0.2, "#": 0.1, "@": 0.1,
+}  # fmt: skip
+_MAX_SET = 40  # larger sets gate almost nothing; not worth carrying
+
+
+def _set_cost(chars: frozenset[str]) -> float:
+    return sum(_CHAR_FREQUENCY.get(char, 1.0) for char in chars)
+
+
+def _ascii_matches(op: object, av: object, ignorecase: bool) -> frozenset[str] | None:
+    """The ASCII characters a single-character node matches (a superset), or None."""
+    if ignorecase:
+        # sre folds case with Unicode tables (KELVIN SIGN matches "k"); only nodes made of
+        # ASCII characters are safe to fold with str.lower/upper.
+        items = av if op is _sre.IN else [(op, av)]
+        for item_op, item_av in items:  # type: ignore[union-attr]
+            if item_op in (_sre.LITERAL, _sre.NOT_LITERAL) and item_av > 127:  # type: ignore[operator]
+                return None
+            if item_op is _sre.RANGE and item_av[1] > 127:  # type: ignore[index]
+                return None
+    test = _char_test(op, av)
+    if test is None:
+        return None
+    if ignorecase:
+        return frozenset(
+            char for char in _ASCII if test(char) or test(char.lower()) or test(char.upper())
+        )
+    return frozenset(char for char in _ASCII if test(char))
+
+
+def _required_chars(sub: _sre_parse.SubPattern, ignorecase: bool) -> frozenset[str] | None:
+    """ASCII characters of which any ASCII text ``sub`` matches in holds one, or None."""
+    best: frozenset[str] | None = None
+    for op, av in sub:
+        found: frozenset[str] | None = None
+        if op in (_sre.LITERAL, _sre.IN):
+            found = _ascii_matches(op, av, ignorecase)
+        elif op in (*_REPEATS, _sre.POSSESSIVE_REPEAT):
+            low, _, body = av  # type: ignore[misc]
+            if low >= 1:
+                found = _required_chars(body, ignorecase)
+        elif op is _sre.SUBPATTERN:
+            _, add_flags, del_flags, body = av  # type: ignore[misc]
+            scoped = (ignorecase or bool(add_flags & re.IGNORECASE)) and not (
+                del_flags & re.IGNORECASE
+            )
+            found = _required_chars(body, scoped)
+        elif op is _sre.ATOMIC_GROUP:
+            found = _required_chars(av, ignorecase)  # type: ignore[arg-type]
+        elif op is _sre.ASSERT:
+            # A positive lookaround also needs its characters in the text.
+            found = _required_chars(av[1], ignorecase)  # type: ignore[index]
+        elif op is _sre.BRANCH:
+            union: set[str] = set()
+            for branch in av[1]:  # type: ignore[index]
+                required = _required_chars(branch, ignorecase)
+                if required is None:
+                    union = set()
+                    break
+                union |= required
+            found = frozenset(union) or None
+        if (
+            found
+            and len(found) <= _MAX_SET
+            and (best is None or _set_cost(found) < _set_cost(best))
+        ):
+            best = found
+    return best
+
+
+def _pattern_required_chars(pattern: str, flags: int) -> frozenset[str] | None:
+    try:
+        parsed = _sre_parse.parse(pattern, flags)
+    except (re.error, RecursionError, OverflowError):
+        return None
+    return _required_chars(parsed, bool(parsed.state.flags & re.IGNORECASE))
+
+
+def _rule_required_chars(rule: ScannerRule) -> frozenset[str] | None:
+    """The cheapest set a match of ``rule`` needs: from its pattern or its prefilter."""
+    candidates = [_pattern_required_chars(rule.pattern, rule.flags)]
+    if rule.prefilter:
+        # The prefilter is a necessary condition too (compiled without flags).
+        candidates.append(_pattern_required_chars(rule.prefilter, 0))
+    found = [chars for chars in candidates if chars]
+    return min(found, key=_set_cost) if found else None
+
+
+def _anchored_literal(word: str, ignorecase: bool) -> list[tuple[str, str]]:
+    """``word`` as (anchor, regex): led by its rarest character, consuming only that."""
+    at = min(range(len(word)), key=lambda index: _CHAR_FREQUENCY.get(word[index], 1.0))
+    around = (f"(?<={re.escape(word[: at + 1])})" if at else "") + (
+        f"(?={re.escape(word[at + 1 :])})" if at + 1 < len(word) else ""
+    )
+    anchor = word[at]
+    if not ignorecase:
+        return [(anchor, re.escape(anchor) + around)]
+    if around:
+        around = f"(?i:{around})"
+    return [(case, re.escape(case) + around) for case in dict.fromkeys(anchor.swapcase() + anchor)]
+
+
+def _first_literals(pattern: str) -> set[str] | None:
+    """The first characters of ``pattern``'s alternatives if each starts with a literal.
+
+    None also when ``pattern`` sets a global flag (e.g. a leading ``(?i)``): its literals
+    would not match as written, and it could not be nested in another pattern.
+    """
+    parsed = _sre_parse.parse(pattern)
+    if parsed.state.flags & ~(re.UNICODE | re.ASCII):
+        return None
+    branches = parsed[0][1][1] if len(parsed) == 1 and parsed[0][0] is _sre.BRANCH else [parsed]
+    firsts = set()
+    for branch in branches:
+        if not branch or branch[0][0] is not _sre.LITERAL:
+            return None
+        firsts.add(chr(branch[0][1]))
+    return firsts
+
+
+def _gate_fragments(rule: ScannerRule) -> list[tuple[str | None, str]] | None:
+    """Regexes of which one must match in any ASCII text ``rule`` can match, or None.
+
+    Each is (anchor, regex), the regex consuming just the anchor character, or (None,
+    regex) for a prefilter that does not start with literals (then its own search).
+    From the prefilter when there is one, else from the characters the pattern cannot
+    match without.
+    """
+    if rule.prefilter:
+        literal = _LITERALS.fullmatch(rule.prefilter)
+        if (
+            literal is not None
+            and rule.prefilter.isascii()
+            and bool(literal.group(1)) == bool(literal.group(3))
+        ):
+            return [
+                fragment
+                for word in literal.group(2).split("|")
+                for fragment in _anchored_literal(word, bool(literal.group(1)))
+            ]
+        firsts = _first_literals(rule.prefilter)
+        if firsts is None or re.compile(rule.prefilter).groups:
+            return [(None, rule.prefilter)]
+        # At a position holding ``first``, the prefilter matches there.
+        return [
+            (first, f"{re.escape(first)}(?<=(?={rule.prefilter}){re.escape(first)})")
+            for first in sorted(firsts)
+        ]
+    chars = _pattern_required_chars(rule.pattern, rule.flags)
+    if chars is None:
+        return None
+    return [(char, re.escape(char)) for char in sorted(chars)]
+
+
+# Longer texts nearly always hold a digit or a trigger character; there the pregate
+# would be one more pass over the text for nothing.
+_PREGATE_MAX_LENGTH = 48
+
+
+def _pregate(rules: Sequence[ScannerRule]) -> Callable[[str], object] | None:
+    """One character class: the trigger characters of the rules without min_digits and,
+    if any rule has min_digits, the digits (such a rule needs one). An ASCII text holding
+    none of them can match no rule, and is cleared without counting its digits.
+    """
+    members: set[str] = set()
+    for rule in rules:
+        if rule.min_digits:
+            members.update("0123456789")
+            continue
+        chars = _rule_required_chars(rule)
+        if chars is None:
+            return None
+        members |= chars
+    if not members:
+        return None
+    return re.compile("[" + "".join(re.escape(char) for char in sorted(members)) + "]").search
+
+
+def _stages(rules: Sequence[ScannerRule], compiled: Sequence[_CompiledRule]) -> tuple[_Stage, ...]:
+    """One stage per digit count, 0 up to the largest min_digits (which covers the rest).
+
+    A stage holds the rules a text with that many ASCII digits can meet and, if it can
+    be gated, one findall over every anchored fragment of those rules (it returns the
+    anchor characters where one matched) plus a search per other prefilter. For an
+    ASCII text the candidates are then the rules anchored on a returned character or
+    whose own search found something; no candidate, no rule can match.
+    """
+    try:
+        fragments = [_gate_fragments(rule) for rule in rules]
+    except (re.error, RecursionError, OverflowError):
+        fragments = [None] * len(rules)
+    top = max((rule.min_digits for rule in rules), default=0)
+    stages: list[_Stage] = []
+    cache: dict[tuple[int, ...], _Stage] = {}
+    for digits in range(top + 1):
+        eligible = tuple(index for index, rule in enumerate(rules) if rule.min_digits <= digits)
+        if eligible not in cache:
+            steps = tuple(
+                (index, compiled[index], compiled[index].prefilter, compiled[index].search)
+                for index in eligible
+            )
+            cache[eligible] = _Stage(steps=steps)
+            # A prefilter that cannot join others leaves the stage ungated.
+            with contextlib.suppress(re.error, RecursionError, OverflowError):
+                if all(fragments[index] is not None for index in eligible):
+                    cache[eligible] = _gated_stage(
+                        steps, {index: fragments[index] or [] for index in eligible}
+                    )
+        stages.append(cache[eligible])
+    return tuple(stages)
+
+
+def _gated_stage(
+    steps: tuple[_Step, ...], fragments: dict[int, list[tuple[str | None, str]]]
+) -> _Stage:
+    anchored: dict[str, None] = {}
+    anchor_rules: dict[str, int] = {}
+    solo: dict[str, tuple[int, int]] = {}
+    for index, rule, _, _ in steps:
+        bit = 1 << index
+        for anchor, regex in fragments[index]:
+            if anchor is None:
+                rules, satisfied = solo.get(regex, (0, 0))
+                if fragments[index] == [(None, rule.prefilter_source)]:
+                    satisfied |= bit  # the search is the prefilter itself
+                solo[regex] = (rules | bit, satisfied)
+            else:
+                anchored[regex] = None
+                anchor_rules[anchor] = anchor_rules.get(anchor, 0) | bit
+    # An anchor only one rule's fragments use proves that rule's prefilter matched (its
+    # fragments come from the prefilter whenever it has one).
+    anchor_masks = {
+        anchor: (rules, rules if rules & (rules - 1) == 0 else 0)
+        for anchor, rules in anchor_rules.items()
+    }
+    return _Stage(
+        steps=steps,
+        anchors=re.compile("|".join(anchored)).findall if anchored else None,
+        anchor_masks=anchor_masks,
+        solo=tuple(
+            (re.compile(regex).search, rules, satisfied)
+            for regex, (rules, satisfied) in solo.items()
+        ),
+        width=len(steps) and steps[-1][0] + 1,
+        gated=True,
+    )
+
+
+# How many cleared texts a scanner remembers (see scan_text); 0 remembers none. Small
+# on purpose: it is for values that recur within a few hundred others (user agents,
+# URLs, attribute values), and a one-off value is forgotten soon after. Only each
+# text's hash() is kept (SipHash, keyed per process), never the text: a raw value
+# must not outlive its request, even in memory.
+_MAX_CLEARED = 256
+# Longer texts are not remembered (memory; they seldom recur).
+_MAX_CLEARED_LENGTH = 512
+
 # How many shorter matches to try when a validator rejects one (see _shrink).
 _MAX_SHRINK = 8
 
@@ -417,6 +767,7 @@ def scanner_compile(rules: Sequence[ScannerRule], *, key_id: str, key: str) -> C
                 search=regex.search,
                 match=regex.match,
                 prefilter=_prefilter_compile(rule.prefilter) if rule.prefilter else None,
+                prefilter_source=rule.prefilter or None,
                 min_digits=rule.min_digits,
                 has_secret=SECRET_GROUP in regex.groupindex,
                 action=rule.action,
@@ -425,11 +776,14 @@ def scanner_compile(rules: Sequence[ScannerRule], *, key_id: str, key: str) -> C
                 validator=rule.validator,
             )
         )
-    return CompiledScanner(rules=tuple(compiled), key_id=key_id, key=key)
-
-
-def _span(rule: _CompiledRule, match: re.Match[str]) -> tuple[int, int]:
-    return match.span(SECRET_GROUP) if rule.has_secret else match.span()
+    return CompiledScanner(
+        rules=tuple(compiled),
+        key_id=key_id,
+        key=key,
+        stages=_stages(rules, compiled),
+        pregate=_pregate(rules),
+        hasher=keyed_hasher(key_id=key_id, key=key),
+    )
 
 
 def _shrink(rule: _CompiledRule, text: str, match: re.Match[str]) -> re.Match[str] | None:
@@ -464,17 +818,67 @@ def _overlap(hits: list[tuple[int, int, int]], start: int, end: int) -> tuple[in
 
 def _find(scanner: CompiledScanner, text: str) -> list[tuple[int, int, int]] | None:
     """Accepted (start, end, rule index) spans, in the order they were accepted."""
+    pregate = scanner.pregate
+    if (
+        pregate is not None
+        and len(text) <= _PREGATE_MAX_LENGTH
+        and text.isascii()
+        and pregate(text) is None
+    ):
+        return None
+    return _find_gated(scanner, text)
+
+
+def _find_gated(scanner: CompiledScanner, text: str) -> list[tuple[int, int, int]] | None:
+    """_find once the pregate has let ``text`` through (or was not applied)."""
+    stages = scanner.stages
+    top = len(stages) - 1
+    if top > 0:
+        # bytes.translate with a delete table is a C loop (see _count_digits).
+        data = text.encode("utf-8", "surrogatepass")
+        digits = len(data) - len(data.translate(None, _DIGITS))
+        stage = stages[digits if digits < top else top]
+    elif top == 0:
+        stage = stages[0]
+    else:  # built without scanner_compile: no gate, min_digits checked here
+        digits = _count_digits(text)
+        stage = _Stage(
+            steps=tuple(
+                (index, rule, rule.prefilter, rule.search)
+                for index, rule in enumerate(scanner.rules)
+                if rule.min_digits <= digits
+            )
+        )
+    steps = stage.steps
+    if stage.gated and text.isascii():
+        mask = proven = 0
+        if stage.anchors is not None:
+            anchor_masks = stage.anchor_masks
+            for anchor in set(stage.anchors(text)):
+                rules, satisfied = anchor_masks[anchor]
+                mask |= rules
+                proven |= satisfied
+        for search, rules, satisfied in stage.solo:
+            if search(text) is not None:
+                mask |= rules
+                proven |= satisfied
+        if not mask:
+            return None
+        key = mask | proven << stage.width
+        steps = stage.by_mask.get(key)  # type: ignore[assignment]
+        if steps is None:
+            steps = tuple(
+                (index, rule, None if proven >> index & 1 else prefilter, search)
+                for index, rule, prefilter, search in stage.steps
+                if mask >> index & 1
+            )
+            if len(stage.by_mask) < _MAX_CANDIDATE_SETS:
+                stage.by_mask[key] = steps
     accepted: list[tuple[int, int, int]] | None = None
-    digits = -1
-    for index, rule in enumerate(scanner.rules):
-        if rule.min_digits:
-            if digits < 0:
-                digits = _count_digits(text)
-            if digits < rule.min_digits:
-                continue
-        if rule.prefilter is not None and not rule.prefilter(text):
+    for index, rule, prefilter, search in steps:
+        if prefilter is not None and not prefilter(text):
             continue
-        match = rule.search(text)
+        match = search(text)
         if match is not None:
             if accepted is None:
                 accepted = []
@@ -491,39 +895,49 @@ def _collect(
 ) -> None:
     """Add the rule's acceptable, non-overlapping matches, starting from ``match``."""
     length = len(text)
+    validator = rule.validator
+    has_secret = rule.has_secret
+    search = rule.search
     while match is not None:
         start = match.start()
         pos = start + 1
         if match.end() == start:  # zero-width matches redact nothing
             pass
-        elif rule.validator is not None and not rule.validator(match.group()):
+        elif validator is not None and not validator(match.group()):
             match = _shrink(rule, text, match)
             # Without a shorter valid match, a later start may still hold one
             # ("2024 4111 1111 1111 1111"), so the search resumes one character on.
         if match is not None and match.end() > start:
-            span_start, span_end = _span(rule, match)
-            blocker = _overlap(accepted, span_start, span_end)
+            span_start, span_end = match.span(SECRET_GROUP) if has_secret else match.span()
+            blocker = _overlap(accepted, span_start, span_end) if accepted else None
             if blocker is not None:
                 # A higher-priority finding owns this text. A whole-match rule cannot
                 # fit inside it, so skip past it; otherwise retry one character on.
-                if not rule.has_secret and start >= blocker[0]:
+                if not has_secret and start >= blocker[0]:
                     pos = blocker[1]
             elif span_end > span_start:
                 accepted.append((span_start, span_end, index))
                 pos = match.end()
-        if pos > length:
-            return
-        match = rule.search(text, pos)
+        if pos >= length:
+            return  # a match starting at the end would be empty
+        match = search(text, pos)
+
+
+_REPLACE = ScanAction.REPLACE.value
+_HASH = ScanAction.HASH.value
 
 
 def _redact(scanner: CompiledScanner, rule: _CompiledRule, value: str) -> str:
-    if rule.action == ScanAction.HASH:
+    action = rule.action
+    if action == _REPLACE:
+        return rule.token
+    if action == _HASH:
+        if scanner.hasher is not None:
+            return scanner.hasher(value)
         return keyed_hash(value, key_id=scanner.key_id, key=scanner.key)
-    if rule.action == ScanAction.MASK:
-        # A value no longer than keep_chars is masked whole: keeping it would reveal it.
-        keep = rule.keep_chars if len(value) > rule.keep_chars else 0
-        return "*" * (len(value) - keep) + value[len(value) - keep :]
-    return rule.token
+    # MASK. A value no longer than keep_chars is masked whole: keeping it would reveal it.
+    keep = rule.keep_chars if len(value) > rule.keep_chars else 0
+    return "*" * (len(value) - keep) + value[len(value) - keep :]
 
 
 def scan_findings(scanner: CompiledScanner, text: str) -> tuple[Finding, ...]:
@@ -541,11 +955,40 @@ def scan_text(scanner: CompiledScanner, text: str) -> tuple[str, tuple[str, ...]
     """Redact ``text``; return it with the names of the rules that fired (text order, once).
 
     When nothing fires the very same ``str`` object comes back with ``()``, so callers can
-    test ``result is value``; such values mostly cost a few substring tests.
+    test ``result is value``; most such values cost one or two searches. Texts in which
+    nothing fired are remembered by their hash (a bounded set, emptied when full): user
+    agents, URLs and attribute values repeat across events, and a repeat then costs a
+    set lookup. Only texts no rule fired on are remembered, never one that held a finding.
     """
-    accepted = _find(scanner, text)
-    if not accepted:
+    cleared = scanner.cleared
+    text_hash = hash(text)
+    if text_hash in cleared:
         return text, ()
+    pregate = scanner.pregate
+    if not (
+        pregate is not None
+        and len(text) <= _PREGATE_MAX_LENGTH
+        and text.isascii()
+        and pregate(text) is None
+    ):
+        accepted = _find_gated(scanner, text)
+        if accepted:
+            return _apply_findings(scanner, text, accepted)
+    if _MAX_CLEARED and len(text) <= _MAX_CLEARED_LENGTH:
+        if len(cleared) >= _MAX_CLEARED:
+            cleared.clear()
+        cleared.add(text_hash)
+    return text, ()
+
+
+def _apply_findings(
+    scanner: CompiledScanner, text: str, accepted: list[tuple[int, int, int]]
+) -> tuple[str, tuple[str, ...]]:
+    rules = scanner.rules
+    if len(accepted) == 1:
+        ((start, end, index),) = accepted
+        rule = rules[index]
+        return text[:start] + _redact(scanner, rule, text[start:end]) + text[end:], (rule.name,)
     accepted.sort()
     pieces = []
     fired: dict[str, None] = {}
@@ -553,7 +996,7 @@ def scan_text(scanner: CompiledScanner, text: str) -> tuple[str, tuple[str, ...]
     # Offsets all refer to the original text, so the output is assembled left to right
     # from untouched slices and replacements; nothing is shifted by earlier edits.
     for start, end, index in accepted:
-        rule = scanner.rules[index]
+        rule = rules[index]
         pieces.append(text[cursor:start])
         pieces.append(_redact(scanner, rule, text[start:end]))
         fired[rule.name] = None

@@ -84,7 +84,10 @@ class AuditEventListApi(generics.ListAPIView):
     pagination_class = NewestFirstCursor
 
     def get_queryset(self):
-        return AuditEvent.objects.select_related("schema_revision__schema")
+        # The revision's descriptor set and sources are large: never fetch them per row.
+        return AuditEvent.objects.select_related("schema_revision__schema").defer(
+            "schema_revision__descriptor_set", "schema_revision__proto_files"
+        )
 
     def list(self, request: Request, *args: object, **kwargs: object) -> Response:
         filterset = AuditEventFilterSet(request.query_params, queryset=self.get_queryset())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from functools import cache
 
 import pytest
@@ -9,7 +11,13 @@ from google.protobuf import json_format
 
 from governance.hashing import keyed_hash
 from governance.protoc import compile_protos
-from governance.redaction import PolicySpec, redact_message, redaction_plan_compile
+from governance.redaction import (
+    PolicySpec,
+    _apply,
+    _parents,
+    redact_message,
+    redaction_plan_compile,
+)
 from governance.scanners import BUILTIN_RULES, scanner_compile, sensitive_key_matcher
 from governance.schemas import load_schema
 
@@ -269,3 +277,88 @@ def test_redactions_never_record_values_or_map_keys():
     """The record names field paths and rules only."""
     _, outcome = run({"attributes": {"alice@example.com": "alice@example.com"}}, plan())
     assert "alice" not in repr(outcome.redactions)
+
+
+@pytest.mark.parametrize("key", ["", "k", "test-key", "x" * 64, "y" * 65, "\u00e9" * 40, "z" * 300])
+def test_plan_hash_is_hmac_sha256_whatever_the_key_length(key):
+    """The precomputed hasher is byte-identical to hmac.new (keys over 64 bytes are hashed)."""
+    redaction_plan = redaction_plan_compile(
+        compiled().descriptor,
+        ALL_KEEP,
+        key_id="k9",
+        key=key,
+        scanner=None,
+        sensitive_key=sensitive_key_matcher(),
+    )
+    for value in ["", "user_42", "\u00fc\u2202" * 50, "x" * 1000]:
+        expected = "k9:" + hmac.new(key.encode(), value.encode(), hashlib.sha256).hexdigest()
+        assert redaction_plan.hash(value) == expected
+        assert keyed_hash(value, key_id="k9", key=key) == expected
+
+
+def _generic_redact(redaction_plan, message):
+    """The engine without compiled rules: every rule through _apply on every parent."""
+    record = []
+    for rule in redaction_plan.rules:
+        for parent in _parents(message, rule.path):
+            rejection = _apply(redaction_plan, rule, parent, record)
+            if rejection is not None:
+                return record, rejection
+    return record, None
+
+
+COMPILED_VS_GENERIC_EVENTS = [
+    {},
+    {
+        "user_id": "user_42",
+        "card": "4111 1111 1111 1111",
+        "note": "mail eli.898485@corp.test from 132.147.15.18, Bearer abcdefghijklmnop1234",
+        "client_ip": "2001:db8:abcd:12::1",
+        "password": "hunter2",
+        "attributes": {"a@b.co": "x", "api_key": "k", "ip": "10.0.0.1", "plain": "v"},
+        "actor": {"email": "a@x.test", "display_name": "eve 123-45-6789"},
+        "lines": [{"sku": "s1", "buyer_email": "b@x.test"}, {"buyer_email": ""}],
+        "actor_scope_hash": "user_929583699",
+        "secret_note": "",
+        "tags": ["t1", "alice@example.com"],
+    },
+    {"note": "", "actor": {}, "lines": [{}], "tags": [""], "attributes": {"k": ""}},
+]
+COMPILED_VS_GENERIC_PLANS = [
+    {},
+    {
+        "user_id": PolicySpec("pseudonymous_id", "hash"),
+        "note": PolicySpec("internal", "keep", scan=True),
+        "card": PolicySpec("sensitive", "mask", keep_chars=4),
+        "client_ip": PolicySpec("personal", "generalize"),
+        "password": PolicySpec("secret", "drop"),
+        "actor.email": PolicySpec("personal", "hash"),
+        "actor.display_name": PolicySpec("internal", "keep", scan=True),
+        "lines.buyer_email": PolicySpec("personal", "hash"),
+        "tags": PolicySpec("internal", "keep", scan=True),
+        "actor_scope_hash": PolicySpec("pseudonymous_id", "keep"),
+    },
+    {
+        "attributes": PolicySpec("personal", "hash"),
+        "note": PolicySpec("internal", "truncate", keep_chars=3),
+        "lines.sku": PolicySpec("internal", "keep", scan=True),
+        "tags": PolicySpec("personal", "hash"),
+    },
+    {"secret_note": PolicySpec("secret", "reject_event")},
+]
+
+
+@pytest.mark.parametrize("unhashed", ["reject", "hash"])
+@pytest.mark.parametrize("overrides", COMPILED_VS_GENERIC_PLANS)
+@pytest.mark.parametrize("event", COMPILED_VS_GENERIC_EVENTS)
+def test_compiled_rules_do_what_the_generic_path_does(event, overrides, unhashed):
+    """redact_message's per-rule closures change and record exactly what _apply would."""
+    redaction_plan = plan(overrides, unhashed=unhashed, missing=["count"])
+    fast = json_format.ParseDict(event, compiled().message_class())
+    slow = json_format.ParseDict(event, compiled().message_class())
+    outcome = redact_message(redaction_plan, fast)
+    record, rejection = _generic_redact(redaction_plan, slow)
+    assert outcome.redactions == record
+    assert outcome.rejection == rejection
+    if rejection is None:
+        assert fast == slow

@@ -17,6 +17,7 @@ from governance.hashing import keyed_hash
 from governance.scanners import (
     BUILTIN_RULES,
     DEFAULT_SENSITIVE_KEY_PATTERN,
+    CompiledScanner,
     Finding,
     ScanAction,
     ScannerRule,
@@ -886,3 +887,78 @@ def test_lowercase_prose_without_scheme_words_is_never_touched(text):
     assume(not re.search("bearer|basic|authorization", text))
     redacted, fired = scan_text(SCANNER, text)
     assert redacted is text and fired == ()
+
+
+# --- the gate and the cleared-text memory change nothing ----------------------------------
+
+# Rules that exercise every gate path: the built-ins (literal, case-insensitive literal and
+# regex prefilters, min_digits), a rule without a prefilter (gated on the characters its
+# pattern needs, here case-insensitively), and a custom regex prefilter.
+GATE_RULES = (
+    *BUILTIN_RULES,
+    ScannerRule(name="employee_id", pattern=r"(?i)\bemp-[0-9]{4,8}\b"),
+    ScannerRule(name="ticket", pattern=r"TCK#[0-9]{3,}", prefilter=r"#[0-9]{3}", min_digits=3),
+)
+GATE_PIECES = [
+    "eyJ", JWT, "AKIAIOSFODNN7EXAMPLE", "sk_live_4eC39HqLyjWDarjtT1zdp7dc", "ghp_", "xoxb-",
+    "glpat-", "Bearer ", "bAsIc ", "Authorization: ", "dXNlcjpwYXNz", "://", "@", "a@b.co",
+    "-----BEGIN RSA PRIVATE KEY-----", "::", "fe80::1", "2001:db8::8a2e:370:7334",
+    "::ffff:1.2.3.4", "%eth0", "10.0.0.1", "999.1.1.1", "4111 1111 1111 1111", "123-45-6789",
+    "GB82WEST12345698765432", "EMP-004211", "emp-12345", "TCK#1234", "#123",
+    "550e8400-e29b-41d4-a716-446655440000", "\u212a", "\u017f", "\u0130",
+]  # fmt: skip
+
+
+def _ungated(scanner):
+    """The same rules without gates or memory: every rule runs on every text."""
+    return CompiledScanner(rules=scanner.rules, key_id=scanner.key_id, key=scanner.key)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(GATE_PIECES),
+            st.text(alphabet=string.printable + "\u212a\u017f\u0130", max_size=12),
+        ),
+        max_size=8,
+    )
+)
+def test_gates_never_change_what_is_found(parts):
+    """Clearing texts early (by the characters rules need) finds exactly what a full run does."""
+    text = "".join(parts)
+    gated = scanner_compile(GATE_RULES, key_id=KEY_ID, key=KEY)
+    full = _ungated(gated)
+    assert scan_findings(gated, text) == scan_findings(full, text)
+    assert scan_text(gated, text) == scan_text(full, text)
+    assert scan_text(gated, text) == scan_text(full, text)  # now maybe from memory
+
+
+def test_case_folded_non_ascii_text_still_reaches_case_insensitive_rules():
+    """sre folds KELVIN SIGN onto "k": non-ASCII text is never cleared by the ASCII gate."""
+    scanner = scanner_compile(
+        [ScannerRule(name="kelvin", pattern=r"(?i)kelvin-[0-9]+")], key_id=KEY_ID, key=KEY
+    )
+    assert scan_text(scanner, "at \u212aelvin-42 now") == ("at [kelvin] now", ("kelvin",))
+    assert scan_text(scanner, "at Kelvin-42 now") == ("at [kelvin] now", ("kelvin",))
+    assert scan_text(scanner, "at kelvin now") == ("at kelvin now", ())
+
+
+def test_clean_texts_are_remembered_and_texts_with_findings_never():
+    """A text nothing fired on is remembered by its hash only (bounded); one with a finding
+    is not remembered at all, and no text is ever kept."""
+    scanner = scanner_compile(BUILTIN_RULES, key_id=KEY_ID, key=KEY)
+    clean = "Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0"
+    assert scan_text(scanner, clean) == (clean, ())
+    assert hash(clean) in scanner.cleared
+    assert all(isinstance(entry, int) for entry in scanner.cleared)
+    again = "".join(list(clean))  # an equal text, another object
+    result, fired = scan_text(scanner, again)
+    assert result is again and fired == ()
+    dirty = "mail alice@example.com"
+    assert scan_text(scanner, dirty) == ("mail [email]", ("email",))
+    assert hash(dirty) not in scanner.cleared
+    assert scan_text(scanner, dirty) == ("mail [email]", ("email",))
+    for number in range(2000):
+        scan_text(scanner, f"plain text number {number}")
+    assert 0 < len(scanner.cleared) <= 2000 // 4  # emptied when full, never unbounded

@@ -1,0 +1,1 @@
+"""Benchmarks (run as scripts; a package so gunicorn can import bench.naive)."""
