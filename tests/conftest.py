@@ -46,3 +46,14 @@ def api_key(platform_config):
 @pytest.fixture
 def ingest_client(client, api_key) -> IngestClient:
     return IngestClient(client, api_key.secret)
+
+
+@pytest.fixture
+def empty_broker(settings):
+    """A broker with no tasks left over (a SIGKILLed worker leaves its task unacknowledged)."""
+    import redis
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    client.flushdb()
+    yield
+    client.flushdb()

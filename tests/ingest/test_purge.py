@@ -95,7 +95,7 @@ def test_purge_command_runs_in_process(platform_config, capsys):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_purge_task_runs_on_a_real_worker_through_redis(platform_config):
+def test_purge_task_runs_on_a_real_worker_through_redis(platform_config, empty_broker):
     """The beat task executes on a Celery worker consuming Redis and removes expired events."""
     now = datetime.now(UTC)
     store(occurred_at=now - timedelta(days=450), name="expired")

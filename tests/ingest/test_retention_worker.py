@@ -45,7 +45,7 @@ def store_old(count: int, *, days: int = 450) -> None:
 
 
 def test_purge_runs_alongside_ingest_without_errors_or_lost_events(
-    platform_config, ingest_client, settings
+    platform_config, ingest_client, settings, empty_broker
 ):
     """While a worker purges in small batches, ingest keeps answering and loses nothing."""
     settings.TELEMETRY_PURGE_BATCH_SIZE = 50
@@ -84,7 +84,9 @@ def test_purge_runs_alongside_ingest_without_errors_or_lost_events(
     assert set(accepted) <= stored
 
 
-def test_a_killed_purge_leaves_consistent_data_and_the_next_run_finishes(platform_config):
+def test_a_killed_purge_leaves_consistent_data_and_the_next_run_finishes(
+    platform_config, empty_broker
+):
     """SIGKILL the worker mid-purge: every batch is all-or-nothing; the next run completes."""
     store_old(1200)
     store_recent = pipeline.ingest_batch(
