@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -13,54 +13,11 @@ from django.contrib.auth.models import Group
 from rest_framework.authtoken.models import Token
 
 from ingest import pipeline
+from tests.audit.conftest import NOW
 from tests.audit_helpers import platform_audit_events
-from tests.factories import AUDIT_SCHEMA, iso
+from tests.factories import iso
 
 pytestmark = pytest.mark.django_db
-NOW = datetime.now(UTC)
-
-
-def audit(name: str, *, minutes_ago: int = 10, source: str = "control-service", **fields):
-    event = {
-        "event_name": name,
-        "outcome": "success",
-        "occurred_at": iso(NOW - timedelta(minutes=minutes_ago)),
-        **fields,
-    }
-    context = pipeline.IngestContext(source=source)
-    result = pipeline.ingest_batch([pipeline.RawItem(AUDIT_SCHEMA, event)], context)
-    assert result.results[0].status == "accepted", result.as_dict()
-
-
-@pytest.fixture
-def corpus(platform_config):
-    audit(
-        "auth.login",
-        minutes_ago=5,
-        user_id="user_929583699",
-        request_id="req_a",
-        session_id="sess_1",
-        org_id="org_3186027",
-        attributes={"client": "ios"},
-    )
-    audit(
-        "auth.logout",
-        minutes_ago=6,
-        user_id="eli.898485@corp.test",
-        outcome="rejected",
-        attributes={"reason": "expired token"},
-    )
-    audit(
-        "autopilot.updated",
-        minutes_ago=7,
-        user_id="user_1",
-        request_id="req_b",
-        traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        device_id="965eda32-dae4-4550-8201-e2bd73ab4876",
-        attributes={"field_count": "3"},
-    )
-    audit("auth.login", minutes_ago=60 * 30, user_id="user_929583699")  # outside 24 h
-    audit("billing.charged", minutes_ago=8, source="billing", attributes={"plan": "team"})
 
 
 @pytest.fixture
