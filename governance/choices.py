@@ -61,7 +61,3 @@ class ScanAction(models.TextChoices):
     REPLACE = "replace", "Replace with a token"
     HASH = "hash", "Hash"
     MASK = "mask", "Mask"
-
-
-# Classifications whose values must never be stored as they arrive.
-NEVER_KEEP = frozenset({Classification.PERSONAL, Classification.SECRET})

@@ -19,7 +19,6 @@ from .defaults import default_scanner_rules
 from .fastjson import compile_json_parser
 from .metric_plans import CompiledMetric, MetricDefinitionError, metric_compile
 from .models import (
-    EventClass,
     FieldPolicy,
     MetricDefinition,
     PolicyEpoch,
@@ -313,8 +312,3 @@ def metric_definition_dict(definition: MetricDefinition) -> dict:
         "buckets": definition.buckets,
         "max_series": definition.max_series,
     }
-
-
-def event_class_list() -> list[EventClass]:
-    """Return every event class, by name."""
-    return list(EventClass.objects.order_by("name"))

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import redis
-from django.conf import settings
+
+from telemetry_platform.redis_client import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -45,13 +46,8 @@ class RateDecision:
 
 
 @lru_cache(maxsize=1)
-def _client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
-
-
-@lru_cache(maxsize=1)
 def _script() -> redis.commands.core.Script:
-    return _client().register_script(BUCKET_SCRIPT)
+    return redis_client().register_script(BUCKET_SCRIPT)
 
 
 def rate_limit_take(*, bucket: str, cost: int, rate: float, burst: float) -> RateDecision:
@@ -78,6 +74,6 @@ def rate_limit_take(*, bucket: str, cost: int, rate: float, burst: float) -> Rat
 def once_per(key: str, seconds: int) -> bool:
     """Return True the first time ``key`` is seen within ``seconds`` (False if Redis fails)."""
     try:
-        return bool(_client().set(f"tgp:once:{key}", 1, nx=True, ex=seconds))
+        return bool(redis_client().set(f"tgp:once:{key}", 1, nx=True, ex=seconds))
     except redis.RedisError:
         return False

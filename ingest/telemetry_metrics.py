@@ -12,14 +12,14 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from functools import lru_cache
 
 import redis
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from governance.metric_plans import OTHER, CompiledMetric
-
-from .ratelimit import _client
+from telemetry_platform.redis_client import redis_client
 
 logger = logging.getLogger(__name__)
 PREFIX = "tgp:metric:"
@@ -42,6 +42,12 @@ for i = 2, #ARGV - 1, 3 do
 end
 return 1
 """
+
+
+@lru_cache(maxsize=1)
+def _record_script() -> redis.commands.core.Script:
+    # Registered once per process: it hashes the script text.
+    return redis_client().register_script(RECORD_SCRIPT)
 
 
 def _series_key(labels: Sequence[str]) -> str:
@@ -70,8 +76,8 @@ def metrics_record(observations: Iterable[tuple[CompiledMetric, tuple[str, ...],
     if not per_metric:
         return
     try:
-        client = _client()
-        script = client.register_script(RECORD_SCRIPT)
+        client = redis_client()
+        script = _record_script()
         pipe = client.pipeline(transaction=False)
         for metric, args in per_metric.items():
             folded = _series_key([OTHER] * len(metric.labels))
@@ -101,7 +107,7 @@ class TelemetryMetricsCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         try:
-            client = _client()
+            client = redis_client()
             definitions = client.hgetall(f"{PREFIX}defs")
             for raw_name, raw_definition in sorted(definitions.items()):
                 name = raw_name.decode()

@@ -154,9 +154,7 @@ LOGGING = {
     "filters": {"request_context": {"()": "telemetry_platform.logging.RequestContextFilter"}},
     "formatters": {
         "json": {"()": "telemetry_platform.logging.JsonFormatter"},
-        "plain": {
-            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
-        },
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
     },
     "handlers": {
         "console": {

@@ -8,8 +8,8 @@ from django.core.management import call_command
 from governance.metric_plans import MetricDefinitionError
 from governance.models import MetricDefinition, Schema
 from governance.services import metric_definition_save
-from ingest.ratelimit import _client
 from ingest.telemetry_metrics import PREFIX
+from telemetry_platform.redis_client import redis_client
 from tests.factories import (
     CLIENT_TELEMETRY_SCHEMA,
     client_telemetry_events,
@@ -23,8 +23,8 @@ COUNTER = "openagents_sync_client_telemetry_event_count"
 @pytest.fixture
 def client_schema(platform_config, settings):
     settings.TELEMETRY_PLAN_REFRESH_SECONDS = 0
-    for key in _client().scan_iter(f"{PREFIX}*"):
-        _client().delete(key)
+    for key in redis_client().scan_iter(f"{PREFIX}*"):
+        redis_client().delete(key)
     return client_telemetry_schema_register()
 
 

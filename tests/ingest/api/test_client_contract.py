@@ -143,9 +143,9 @@ def test_expired_key_is_401(ingest_client, api_key):
 
 def test_failed_authentications_are_audited_but_rate_limited(client, platform_config):
     """Bad keys are recorded as platform audit events, once a minute per origin, never the secret."""
-    from ingest.ratelimit import _client
+    from telemetry_platform.redis_client import redis_client
 
-    _client().flushdb()
+    redis_client().flushdb()
     secret = "tgp_abcdef012345_not-the-real-secret"
     for _ in range(5):
         response = client.post(
@@ -165,9 +165,9 @@ def test_failed_authentications_are_audited_but_rate_limited(client, platform_co
 
 def test_rate_limit_is_429_with_retry_after(client, platform_config):
     """Beyond the key's events/s a batch gets 429 and Retry-After; nothing of it is stored."""
-    from ingest.ratelimit import _client
+    from telemetry_platform.redis_client import redis_client
 
-    _client().flushdb()
+    redis_client().flushdb()
     limited = make_client(client, rate_limit_per_second=1.0)
     first = limited.post(batch(*(audit_event() for _ in range(5))))  # the whole 5 s burst
     assert first.status_code == 200
