@@ -61,3 +61,24 @@ class ScanAction(models.TextChoices):
     REPLACE = "replace", "Replace with a token"
     HASH = "hash", "Hash"
     MASK = "mask", "Mask"
+
+
+class ChangeKind(models.TextChoices):
+    """What a change request changes; each kind names its target differently."""
+
+    FIELD_POLICIES = "field_policies", "Field policies"
+    SCANNER_RULE = "scanner_rule", "Content scanner rule"
+    CLASS_RETENTION = "class_retention", "Event class retention"
+    RETENTION_OVERRIDE = "retention_override", "Schema retention override"
+    LEGAL_HOLD_PLACE = "legal_hold_place", "Place a legal hold"
+    LEGAL_HOLD_RELEASE = "legal_hold_release", "Release a legal hold"
+    SCHEMA_STATUS = "schema_status", "Schema lifecycle"
+
+
+class ChangeStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SUBMITTED = "submitted", "Submitted"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    APPLIED = "applied", "Applied"
+    WITHDRAWN = "withdrawn", "Withdrawn"

@@ -138,3 +138,16 @@ def client_telemetry_schema_register(*, status: str = "active"):
     document = policy_yaml_parse(CLIENT_TELEMETRY_POLICY.read_text())
     policy_document_apply(document=document, actor=None)
     return revision
+
+
+def user_with_role(username: str, *roles: str, staff: bool = True):
+    """A user in the given role groups (governance/roles.py), able to log in to the admin."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    user = get_user_model().objects.create_user(
+        username, f"{username}@example.test", "pw-123456!", is_staff=staff
+    )
+    user.groups.add(*Group.objects.filter(name__in=roles))
+    assert user.groups.count() == len(roles), f"unknown role in {roles}"
+    return user

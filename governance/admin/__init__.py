@@ -1,5 +1,5 @@
-"""Admin of governance: the registry (classes, schemas, revisions) and field policies."""
+"""Admin of governance: registry, field policies, retention, and the reviewed workflow."""
 
-from . import metrics, policies, registry, retention
+from . import metrics, policies, registry, retention, workflow
 
-__all__ = ["metrics", "policies", "registry", "retention"]
+__all__ = ["metrics", "policies", "registry", "retention", "workflow"]

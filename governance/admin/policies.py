@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 from django import forms
 from django.contrib import admin, messages
@@ -12,19 +13,21 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from ..choices import Classification, RedactionAction, RevisionStatus, ScanAction
+from ..choices import ChangeKind, Classification, RedactionAction, RevisionStatus, ScanAction
 from ..models import FieldPolicy, ScannerRule, SchemaRevision
 from ..policies import PolicyDocumentError, policy_yaml_dump, policy_yaml_parse
 from ..redaction import PolicySpec
 from ..scanners import validate_custom_pattern
 from ..selectors import field_policy_specs, policy_coverage, revision_leaf_paths
-from ..services import (
-    PolicyApplyError,
-    field_policies_set,
-    policy_document_apply,
-    scanner_rule_save,
-)
+from ..services import ChangeRequestError, policy_document_propose
 from .preview import redaction_preview
+from .workflow import (
+    PROPOSE,
+    ChangeReasonField,
+    ProposeThroughChangeRequest,
+    change_request_url,
+    propose,
+)
 
 
 class FieldPolicyRowForm(forms.Form):
@@ -46,6 +49,10 @@ class FieldPolicyRowForm(forms.Form):
 FieldPolicyFormSet = forms.formset_factory(FieldPolicyRowForm, extra=0)
 
 
+class ReasonForm(forms.Form):
+    change_reason = ChangeReasonField()
+
+
 class PolicyYamlForm(forms.Form):
     document = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 16, "cols": 90, "style": "font-family:monospace"}),
@@ -53,6 +60,7 @@ class PolicyYamlForm(forms.Form):
         help_text="schema: NAME / fields: {path: {classification, action, keep_chars, scan}}",
     )
     file = forms.FileField(required=False, help_text="…or upload the YAML file.")
+    change_reason = ChangeReasonField()
 
     def clean(self) -> dict:
         data = super().clean()
@@ -147,29 +155,34 @@ class FieldPolicyAdmin(admin.ModelAdmin):
             for leaf in revision_leaf_paths(revision)
         ]
         formset = FieldPolicyFormSet(request.POST or None, initial=initial)
+        reason_form = ReasonForm(request.POST or None)
         if request.method == "POST":
-            self._require(request, "change_fieldpolicy")
-            if formset.is_valid():
+            if not request.user.has_perm(PROPOSE):
+                raise PermissionDenied
+            if formset.is_valid() and reason_form.is_valid():
                 wanted = {
                     row["path"]: PolicySpec(
                         row["classification"], row["action"], row["keep_chars"], row["scan"]
                     )
                     for row in formset.cleaned_data
-                    if row.get("classification")
                 }
-                changed = {p: s for p, s in wanted.items() if current.get(p) != s}
-                try:
-                    changes = field_policies_set(
-                        revision=revision, policies=changed, actor=request.user
-                    )
-                except PolicyApplyError as exc:
-                    messages.error(request, "; ".join(exc.errors))
-                else:
-                    for change in changes:
-                        messages.success(request, change)
-                    if not changes:
-                        messages.info(request, "Nothing changed.")
+                changed = {
+                    path: (asdict(spec) if spec.classification else None)
+                    for path, spec in wanted.items()
+                    if current.get(path) != (spec if spec.classification else None)
+                }
+                if not changed:
+                    messages.info(request, "Nothing changed.")
                     return redirect("admin:governance_fieldpolicy_edit", revision.pk)
+                change_request = propose(
+                    request,
+                    kind=ChangeKind.FIELD_POLICIES,
+                    target=f"schema:{revision.schema.name}",
+                    payload={str(revision.version): changed},
+                    reason=reason_form.cleaned_data["change_reason"],
+                )
+                if change_request is not None:
+                    return redirect(change_request_url(change_request))
         context = self._context(
             request,
             f"Field policies of {revision}",
@@ -177,6 +190,8 @@ class FieldPolicyAdmin(admin.ModelAdmin):
             formset=formset,
             rows=zip(initial, formset.forms, strict=True),
             unclassified=sum(1 for row in initial if not row["classification"]),
+            reason_form=reason_form,
+            can_propose=request.user.has_perm(PROPOSE),
         )
         return TemplateResponse(request, "admin/governance/fieldpolicy/edit.html", context)
 
@@ -194,19 +209,32 @@ class FieldPolicyAdmin(admin.ModelAdmin):
         return response
 
     def apply_view(self, request: HttpRequest) -> HttpResponse:
-        """Apply a policy-as-code document, as `manage.py apply_policy` does."""
-        self._require(request, "change_fieldpolicy")
+        """Propose a policy-as-code document for review, as `manage.py apply_policy` does."""
+        if not request.user.has_perm(PROPOSE):
+            raise PermissionDenied
         form = PolicyYamlForm(request.POST or None, request.FILES or None)
         errors: list[str] = []
-        changes: list[str] | None = None
         if request.method == "POST" and form.is_valid():
             try:
                 document = policy_yaml_parse(form.cleaned_data["document"])
-                changes = policy_document_apply(document=document, actor=request.user)
-            except (PolicyDocumentError, PolicyApplyError) as exc:
+                change_request = policy_document_propose(
+                    document=document,
+                    reason=form.cleaned_data["change_reason"],
+                    actor=request.user,
+                )
+            except PolicyDocumentError as exc:
                 errors = exc.errors
+            except ChangeRequestError as exc:
+                errors = [exc.message]
+            else:
+                messages.success(
+                    request,
+                    f"Change request #{change_request.pk} submitted: {change_request.summary}. "
+                    "It applies once someone else approves it.",
+                )
+                return redirect(change_request_url(change_request))
         context = self._context(
-            request, "Apply a policy document", form=form, errors=errors, changes=changes
+            request, "Propose a policy document", form=form, errors=errors, changes=None
         )
         return TemplateResponse(request, "admin/governance/fieldpolicy/apply.html", context)
 
@@ -235,9 +263,14 @@ class FieldPolicyAdmin(admin.ModelAdmin):
 
 
 class ScannerRuleForm(forms.ModelForm):
+    change_reason = ChangeReasonField()
+
     class Meta:
         model = ScannerRule
         fields = ("name", "pattern", "action", "replacement", "keep_chars", "enabled")
+
+    def validate_unique(self) -> None:
+        pass  # a proposal for an existing name is refused by the change request's checks
 
     def clean_pattern(self) -> str:
         pattern = self.cleaned_data["pattern"]
@@ -282,13 +315,29 @@ class PreviewForm(forms.Form):
 
 
 @admin.register(ScannerRule)
-class ScannerRuleAdmin(admin.ModelAdmin):
+class ScannerRuleAdmin(ProposeThroughChangeRequest, admin.ModelAdmin):
+    """Rules are proposed here and take effect when a second person approves them."""
+
     form = ScannerRuleForm
     list_display = ("name", "pattern", "action", "enabled", "updated_at")
     list_filter = ("enabled", "action")
+    fields = ("name", "pattern", "action", "replacement", "keep_chars", "enabled", "change_reason")
 
-    def save_model(self, request: HttpRequest, obj: ScannerRule, form, change: bool) -> None:
-        scanner_rule_save(rule=obj, actor=request.user)
+    def get_readonly_fields(self, request: HttpRequest, obj: ScannerRule | None = None) -> tuple:
+        return ("name",) if obj is not None else ()
+
+    def has_delete_permission(self, request: HttpRequest, obj: ScannerRule | None = None) -> bool:
+        return False  # disable it through a change request instead
+
+    def change_request_for(
+        self, request: HttpRequest, obj: ScannerRule, form, change: bool
+    ) -> tuple[str, str, dict]:
+        """The rule's proposed settings, keyed by its name."""
+        payload = {
+            key: getattr(obj, key)
+            for key in ("pattern", "action", "replacement", "keep_chars", "enabled")
+        }
+        return ChangeKind.SCANNER_RULE, f"scanner_rule:{obj.name}", payload
 
     def get_urls(self) -> list:
         return [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,7 @@ from telemetry_platform.conf import telemetry_settings
 from ..defaults import default_scanner_rules
 from ..descriptors import validate_json
 from ..models import ScannerRule, SchemaRevision
-from ..redaction import redact_message, redaction_plan_compile
+from ..redaction import PolicySpec, redact_message, redaction_plan_compile
 from ..scanners import ScannerRule as ScanRule
 from ..scanners import scanner_compile, sensitive_key_matcher
 from ..schemas import load_schema
@@ -36,8 +37,12 @@ def redaction_preview(
     sample: dict[str, Any],
     candidate_pattern: str = "",
     candidate_action: str = "replace",
+    policies: Mapping[str, PolicySpec] | None = None,
 ) -> PreviewResult:
-    """Validate ``sample`` against the revision and redact it; nothing is stored or logged."""
+    """Validate ``sample`` against the revision and redact it; nothing is stored or logged.
+
+    ``policies`` replaces the revision's field policies (a proposed change's preview).
+    """
     compiled = load_schema(bytes(revision.descriptor_set), revision.message_name)
     before = json.dumps(sample, indent=2, sort_keys=True)
     message, issue = validate_json(compiled.descriptor, compiled.message_class, sample)
@@ -63,7 +68,7 @@ def redaction_preview(
     key = telemetry_settings.HASH_KEYS[key_id]
     plan = redaction_plan_compile(
         compiled.descriptor,
-        field_policy_specs(revision),
+        field_policy_specs(revision) if policies is None else policies,
         key_id=key_id,
         key=key,
         scanner=scanner_compile(rules, key_id=key_id, key=key),

@@ -12,24 +12,26 @@ from django.utils.html import format_html_join
 
 from ingest.retention import purge_preview
 
-from ..choices import RevisionStatus
+from ..choices import ChangeKind, RevisionStatus
 from ..descriptors import field_catalogue
 from ..forms import SchemaRegisterForm
 from ..models import EventClass, Schema, SchemaRevision
 from ..schemas import load_schema
 from ..selectors import field_policy_specs, policy_coverage
 from ..services import (
-    LifecycleError,
     SchemaRegistrationError,
     event_class_ensure,
-    event_class_retention_update,
     retention_limits_for,
     schema_register,
-    schema_revision_status_change,
 )
+from .workflow import PROPOSE, ChangeReasonField, ProposeThroughChangeRequest, propose
 
 
 class EventClassForm(forms.ModelForm):
+    change_reason = ChangeReasonField(
+        required=False, help_text="Required to change the retention: reviewers see it."
+    )
+
     class Meta:
         model = EventClass
         fields = ("name", "retention_days", "description")
@@ -44,15 +46,33 @@ class EventClassForm(forms.ModelForm):
                 self.add_error(
                     "retention_days", f"must be between {low} and {high} days for {name}"
                 )
+        if (
+            self.instance.pk
+            and days is not None
+            and days != EventClass.objects.get(pk=self.instance.pk).retention_days
+            and not data.get("change_reason", "").strip()
+        ):
+            self.add_error("change_reason", "say why the retention should change")
         return data
 
 
 @admin.register(EventClass)
-class EventClassAdmin(admin.ModelAdmin):
+class EventClassAdmin(ProposeThroughChangeRequest, admin.ModelAdmin):
+    """A retention change is shown with its dry run, then proposed for review."""
+
     form = EventClassForm
     list_display = ("name", "retention_days", "description", "updated_at")
-    fields = ("name", "retention_days", "description")
+    fields = ("name", "retention_days", "description", "change_reason")
     search_fields = ("name",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("governance.add_eventclass")
+
+    def log_addition(self, request: HttpRequest, obj: EventClass, message: object) -> None:
+        admin.ModelAdmin.log_addition(self, request, obj, message)
+
+    def response_add(self, request: HttpRequest, obj: EventClass, post_url_continue=None):
+        return admin.ModelAdmin.response_add(self, request, obj, post_url_continue)
 
     def get_readonly_fields(self, request: HttpRequest, obj: EventClass | None = None) -> tuple:
         """The name is the partition key of stored events: fixed once created."""
@@ -94,16 +114,26 @@ class EventClassAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request: HttpRequest, obj: EventClass, form, change: bool) -> None:
-        if change:
-            stored = EventClass.objects.get(pk=obj.pk)
-            stored.description = obj.description
-            stored.save(update_fields=["description", "updated_at"])
-            event_class_retention_update(
-                event_class=stored, retention_days=obj.retention_days, actor=request.user
+        if not change:
+            event_class_ensure(
+                name=obj.name, retention_days=obj.retention_days, description=obj.description
             )
             return
-        event_class_ensure(
-            name=obj.name, retention_days=obj.retention_days, description=obj.description
+        stored = EventClass.objects.get(pk=obj.pk)
+        if stored.description != obj.description:
+            stored.description = obj.description  # documentation, not policy: no review
+            stored.save(update_fields=["description", "updated_at"])
+        if stored.retention_days != obj.retention_days:
+            super().save_model(request, obj, form, change)
+
+    def change_request_for(
+        self, request: HttpRequest, obj: EventClass, form, change: bool
+    ) -> tuple[str, str, dict]:
+        """The class's proposed retention."""
+        return (
+            ChangeKind.CLASS_RETENTION,
+            f"event_class:{obj.name}",
+            {"retention_days": obj.retention_days},
         )
 
 
@@ -231,22 +261,27 @@ class SchemaRevisionAdmin(admin.ModelAdmin):
         return False
 
     def _change_status(self, request: HttpRequest, queryset: QuerySet, status: str) -> None:
-        for revision in queryset:
-            try:
-                schema_revision_status_change(revision=revision, status=status, actor=request.user)
-            except LifecycleError as exc:
-                self.message_user(request, str(exc), messages.ERROR)
-            else:
-                self.message_user(request, f"{revision} is now {status}.", messages.SUCCESS)
+        """Propose the lifecycle move of each selected revision for review."""
+        if not request.user.has_perm(PROPOSE):
+            self.message_user(request, "You may not propose policy changes.", messages.ERROR)
+            return
+        for revision in queryset.select_related("schema"):
+            propose(
+                request,
+                kind=ChangeKind.SCHEMA_STATUS,
+                target=f"schema_revision:{revision.schema.name}@{revision.version}",
+                payload={"status": status},
+                reason=f"Move {revision} from {revision.status} to {status}",
+            )
 
-    @admin.action(description="Activate selected revisions", permissions=["change"])
+    @admin.action(description="Propose activating the selected revisions", permissions=["change"])
     def make_active(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._change_status(request, queryset, RevisionStatus.ACTIVE)
 
-    @admin.action(description="Deprecate selected revisions", permissions=["change"])
+    @admin.action(description="Propose deprecating the selected revisions", permissions=["change"])
     def make_deprecated(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._change_status(request, queryset, RevisionStatus.DEPRECATED)
 
-    @admin.action(description="Retire selected revisions", permissions=["change"])
+    @admin.action(description="Propose retiring the selected revisions", permissions=["change"])
     def make_retired(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._change_status(request, queryset, RevisionStatus.RETIRED)

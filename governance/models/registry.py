@@ -7,7 +7,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
-from .choices import Classification, RedactionAction, RevisionStatus, ScanAction
+from ..choices import Classification, RedactionAction, RevisionStatus, ScanAction
 
 identifier_validator = RegexValidator(
     r"^[a-z][a-z0-9_]{0,39}$",

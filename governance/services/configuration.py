@@ -1,9 +1,13 @@
-"""Writes of governance: event classes, schema registration and the default configuration."""
+"""Writes of the governance configuration: classes, schemas, policies, retention, metrics.
+
+These apply a change at once; people reach them through reviewed change requests
+(``change_requests.py``), the registry and the configuration load call them directly.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -17,12 +21,12 @@ from google.protobuf.descriptor_pb2 import FileDescriptorSet
 from audit.services import audit_event_record
 from telemetry_platform.conf import telemetry_settings
 
-from .choices import RevisionStatus
-from .compatibility import Violation, check_against_history
-from .defaults import DEFAULT_EVENT_CLASSES, PLATFORM_SCHEMAS, platform_proto_sources
-from .hashing import keyed_hash_candidates
-from .metric_plans import MetricDefinitionError, metric_compile
-from .models import (
+from ..choices import RevisionStatus
+from ..compatibility import Violation, check_against_history
+from ..defaults import DEFAULT_EVENT_CLASSES, PLATFORM_SCHEMAS, platform_proto_sources
+from ..hashing import keyed_hash_candidates
+from ..metric_plans import MetricDefinitionError, metric_compile
+from ..models import (
     EventClass,
     FieldPolicy,
     LegalHold,
@@ -33,12 +37,12 @@ from .models import (
     Schema,
     SchemaRevision,
 )
-from .policies import PolicyDocument, field_policies_seed
-from .protoc import ProtoCompileError, compile_protos_serialized
-from .redaction import PolicySpec
-from .scanners import validate_custom_pattern
-from .schemas import SchemaDefinitionError, derive_roles, load_schema
-from .selectors import field_policy_specs, metric_definition_dict, revision_leaf_paths
+from ..policies import PolicyDocument, field_policies_seed
+from ..protoc import ProtoCompileError, compile_protos_serialized
+from ..redaction import PolicySpec
+from ..scanners import validate_custom_pattern
+from ..schemas import SchemaDefinitionError, derive_roles, load_schema
+from ..selectors import field_policy_specs, metric_definition_dict, revision_leaf_paths
 
 logger = logging.getLogger(__name__)
 
@@ -383,9 +387,14 @@ def default_configuration_load(*, actor: AbstractBaseUser | None = None) -> list
             )
             policy_epoch_bump()
             changes.append(f"field policies of {revision} seeded ({len(seeded)})")
+    from django.contrib.auth.models import Group, Permission
+
     from telemetry_platform.beat import beat_schedule_seed
 
+    from ..roles import roles_sync
+
     changes.extend(beat_schedule_seed())
+    changes.extend(roles_sync(group_model=Group, permission_model=Permission))
     return changes
 
 
@@ -538,16 +547,22 @@ def legal_hold_create(
     event_class: EventClass | None = None,
     schema: Schema | None = None,
     actor_identifier: str = "",
+    actor_hashes: Sequence[str] = (),
     occurred_from: datetime | None = None,
     occurred_to: datetime | None = None,
     expires_at: datetime | None = None,
+    actor: AbstractBaseUser | None = None,
 ) -> LegalHold:
     """Place a hold: matching events are never purged while it is active.
 
     The raw actor identifier is hashed under every configured key (so rows hashed
-    before a key rotation match too) and never stored.
+    before a key rotation match too) and never stored; a reviewed change request
+    carries the hashes instead. ``actor`` (default: the owner) is who placed it.
     """
-    if not (event_class or schema or actor_identifier or occurred_from or occurred_to):
+    hashes = list(actor_hashes)
+    if actor_identifier:
+        hashes.extend(keyed_hash_candidates(actor_identifier, keys=telemetry_settings.HASH_KEYS))
+    if not (event_class or schema or hashes or occurred_from or occurred_to):
         raise RetentionError("a hold needs at least one criterion")
     if occurred_from and occurred_to and occurred_from >= occurred_to:
         raise RetentionError("the hold's time range ends before it starts")
@@ -556,16 +571,14 @@ def legal_hold_create(
         owner=owner,
         event_class=event_class,
         schema=schema,
-        actor_hashes=keyed_hash_candidates(actor_identifier, keys=telemetry_settings.HASH_KEYS)
-        if actor_identifier
-        else [],
+        actor_hashes=hashes,
         occurred_from=occurred_from,
         occurred_to=occurred_to,
         expires_at=expires_at,
     )
     audit_event_record(
         event_name="platform.legal_hold.placed",
-        actor=owner,
+        actor=actor or owner,
         attributes={"hold": str(hold.pk), "reason": reason},
     )
     return hold

@@ -1,0 +1,35 @@
+"""Governance records: the registry and its policies, and the reviewed changes to them."""
+
+from .registry import (
+    EventClass,
+    FieldPolicy,
+    LegalHold,
+    MetricDefinition,
+    PolicyEpoch,
+    RetentionOverride,
+    ScannerRule,
+    Schema,
+    SchemaRevision,
+    identifier_validator,
+    metric_name_validator,
+    schema_name_validator,
+)
+from .review import ChangeRequest, PolicyReview, PolicyVersion
+
+__all__ = [
+    "ChangeRequest",
+    "EventClass",
+    "FieldPolicy",
+    "LegalHold",
+    "MetricDefinition",
+    "PolicyEpoch",
+    "PolicyReview",
+    "PolicyVersion",
+    "RetentionOverride",
+    "ScannerRule",
+    "Schema",
+    "SchemaRevision",
+    "identifier_validator",
+    "metric_name_validator",
+    "schema_name_validator",
+]
