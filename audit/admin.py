@@ -1,6 +1,6 @@
 """Admin for audit: search, export and the correlation timeline of audit events.
 
-Security analysts (permission ``audit.search_auditevent``, the "security" group) search
+Security analysts (permission ``audit.search_auditevent``, the "security analyst" role) search
 with the one filter definition shared with the API and exports (AuditEventFilterSet).
 Audit events are append-only: nothing can be added, changed or deleted here.
 

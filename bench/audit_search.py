@@ -41,7 +41,7 @@ db 11 (flushed before and after):
    the parent and ``ANALYZE ingest_event`` (which recurses into every partition).
 2. **server**: gunicorn as the Procfile runs it (``telemetry_platform.wsgi``, the gunicorn
    config, 2 sync workers, access log) with ``DEBUG=false``, Redis db 11 and a
-   ``PROMETHEUS_MULTIPROC_DIR``. An analyst user (staff, group "security") with a DRF token
+   ``PROMETHEUS_MULTIPROC_DIR``. An analyst user (staff, role "security analyst") with a DRF token
    is created in a ``manage.py shell -c`` subprocess.
 3. **latency**: per query, 3 warm-up then ``--runs`` (30) sequential requests (one
    client, new connection per request as gunicorn's sync workers close them); p50/p95 of
@@ -674,7 +674,7 @@ user, _ = get_user_model().objects.get_or_create(username=cfg["username"])
 user.set_password(cfg["password"])
 user.is_staff = True
 user.save()
-user.groups.add(Group.objects.get(name="security"))
+user.groups.add(Group.objects.get(name="security analyst"))
 token, _ = Token.objects.get_or_create(user=user)
 print(json.dumps({"token": token.key, "actor_hashes": {a: hashed(a) for a in cfg["actors"]},
                   "can_search": get_user_model().objects.get(pk=user.pk).has_perm(

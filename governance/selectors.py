@@ -16,6 +16,7 @@ from telemetry_platform.conf import telemetry_settings
 
 from .choices import INGESTIBLE_STATUSES, RevisionStatus
 from .defaults import default_scanner_rules
+from .fastdict import compile_dict_renderer
 from .fastjson import compile_json_parser
 from .metric_plans import CompiledMetric, MetricDefinitionError, metric_compile
 from .models import (
@@ -52,6 +53,8 @@ class SchemaPlan:
     json_parser: Callable[[dict], Message | None]
     # Aggregate metrics computed from this schema's accepted events.
     metrics: tuple[CompiledMetric, ...] = ()
+    # The stored payload: MessageToDict (proto field names) of the redacted message, compiled.
+    dict_renderer: Callable[[Message], dict] | None = None
 
     @property
     def deprecated(self) -> bool:
@@ -202,6 +205,7 @@ class SchemaPlanCache:
             compiled=compiled,
             roles=MappingProxyType(dict(revision.roles)),
             json_parser=compile_json_parser(compiled.descriptor, compiled.message_class),
+            dict_renderer=compile_dict_renderer(compiled.descriptor),
             metrics=_metrics_for(entry.schema_name, revision, compiled),
             redaction=redaction_plan_compile(
                 compiled.descriptor,

@@ -151,3 +151,113 @@ def user_with_role(username: str, *roles: str, staff: bool = True):
     user.groups.add(*Group.objects.filter(name__in=roles))
     assert user.groups.count() == len(roles), f"unknown role in {roles}"
     return user
+
+
+# -- artifact lanes (shapes and numbers from the web-shell sign-off and the runtime's
+# fanout metrics answer; copied here so the tests never read the shared corpus) ---------
+
+PERF_SCHEMA = "telemetry.performance_budget_sample.v1"
+SERVICE_METRIC_SCHEMA = "telemetry.service_metric.v1"
+
+
+def compact(moment: datetime) -> str:
+    """A timestamp in the sign-off artifact's basic ISO 8601 form (20260222T181254Z)."""
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def perf_signoff_artifact(
+    *, build_id: str = "", age: timedelta = timedelta(days=2), **overrides: Any
+) -> dict[str, Any]:
+    """A release performance sign-off artifact shaped like the web shell's."""
+    moment = datetime.now(UTC) - age
+    artifact = {
+        "timestamp": compact(moment),
+        "build_id": build_id or compact(moment - timedelta(seconds=55)),
+        "base_url": "http://127.0.0.1:8787",
+        "samples": {"latency": 20, "auth_churn": 10, "soak_seconds": 20},
+        "budgets": {
+            "root_p95_ms": 120,
+            "manifest_p95_ms": 100,
+            "wasm_p95_ms": 250,
+            "auth_verify_p95_ms": 250,
+            "sync_token_p95_ms": 250,
+            "soak_errors": 0,
+            "rss_growth_kb": 51200,
+            "js_asset_bytes": 380000,
+            "wasm_asset_bytes": 5500000,
+            "host_shim_bytes": 12000,
+            "wasm_gzip_bytes": 1900000,
+        },
+        "metrics": {
+            "boot": {
+                "root": {"p95_ms": 2.03, "avg_ms": 1.78, "max_ms": 2.49},
+                "manifest": {"p95_ms": 2.15, "avg_ms": 1.73},
+                "wasm_asset": {"p95_ms": 14.23, "avg_ms": 13.81},
+                "asset_sizes": {
+                    "js_bytes": 141227,
+                    "wasm_bytes": 3757639,
+                    "host_shim_bytes": 5242,
+                    "wasm_gzip_bytes": 1403337,
+                },
+            },
+            "interaction": {
+                "auth_verify": {"p95_ms": 1.83, "avg_ms": 1.74},
+                "sync_token": {"p95_ms": 1.89, "avg_ms": 1.74},
+                "auth_errors": 0,
+            },
+            "soak": {
+                "manifest_poll": {"p95_ms": 2.43, "avg_ms": 1.87},
+                "errors": 0,
+                "rss_kb": {"min": 22336, "max": 22336, "avg": 22336, "growth": 0},
+            },
+        },
+        "pass": True,
+        "budget_failures": [],
+    }
+    artifact.update(overrides)
+    return artifact
+
+
+PERF_SIGNOFF_SAMPLE_COUNT = 23  # numeric leaves of perf_signoff_artifact()["metrics"]
+
+
+def delivery_snapshot(*, age: timedelta = timedelta(minutes=1), **overrides: Any) -> dict[str, Any]:
+    """A runtime delivery diagnostics snapshot: the fanout metrics answer, with a timestamp."""
+    snapshot = {
+        "service": "runtime",
+        "instance": "runtime-0",
+        "timestamp": iso(datetime.now(UTC) - age),
+        "driver": "memory",
+        "delivery_metrics": {
+            "total_polls": 120,
+            "throttled_polls": 3,
+            "limited_polls": 2,
+            "fairness_limited_polls": 5,
+            "slow_consumer_evictions": 1,
+            "served_messages": 480,
+            "active_consumers": 4,
+            "recent_disconnect_causes": ["slow_consumer", "slow_consumer", "client_closed"],
+        },
+        "topic_windows": [
+            {
+                "topic": "run:019c7f31:events",
+                "topic_class": "run_events",
+                "qos_tier": "hot",
+                "replay_budget_events": 20000,
+                "oldest_sequence": 1,
+                "head_sequence": 1320,
+                "queue_depth": 17,
+                "dropped_messages": 0,
+                "publish_rate_limit_per_second": 240,
+                "max_payload_bytes": 65536,
+                "publish_rate_limited_count": 2,
+                "frame_size_rejected_count": 0,
+                "stale_cursor_budget_exceeded_count": 1,
+                "stale_cursor_retention_floor_count": 0,
+                "last_violation_reason": None,
+            }
+        ],
+        "consumers": [{"consumer": "edge-a", "topic": "run:019c7f31:events", "lag_events": 12}],
+    }
+    snapshot.update(overrides)
+    return snapshot

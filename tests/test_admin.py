@@ -35,12 +35,30 @@ def test_event_classes_are_listed_with_default_retention(admin_client):
 
 
 def test_changing_retention_in_the_admin_is_audited(admin_client):
-    """Saving a new retention updates the class and records who changed it."""
+    """Proposing a new retention is recorded; approving and applying it updates the class
+    and records who changed it."""
+    from governance.models import ChangeRequest
+    from governance.roles import GOVERNANCE_APPROVER
+    from governance.services import change_request_approve
+    from tests.factories import user_with_role
+
     response = admin_client.post(
         "/admin/governance/eventclass/client_diagnostic/change/",
-        {"retention_days": "45", "description": "diagnostics", "_confirm_retention": "1"},
+        {
+            "retention_days": "45",
+            "description": "diagnostics",
+            "change_reason": "incident reviews need six weeks",
+            "_confirm_retention": "1",
+        },
     )
     assert response.status_code == 302
+    assert platform_audit_events("platform.change_request.submitted").count() == 1
+    assert not platform_audit_events("platform.retention.updated").exists()
+    change_request_approve(
+        change_request=ChangeRequest.objects.get(),
+        actor=user_with_role("approver", GOVERNANCE_APPROVER),
+        apply=True,
+    )
     change = platform_audit_events("platform.retention.updated").get()
     assert change.payload["attributes"]["new_retention_days"] == "45"
     assert change.actor_hash  # the admin's identity, as a keyed hash or value per field policy

@@ -24,7 +24,7 @@ from ingest.models import Event
 
 
 class CanSearchAudit(permissions.BasePermission):
-    """Only holders of audit.search_auditevent (the "security" group) see audit data."""
+    """Only holders of audit.search_auditevent (the "security analyst" role) see audit data."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         """Return True if the user may search and export audit events."""

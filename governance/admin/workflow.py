@@ -51,7 +51,7 @@ REVIEW = "governance.review_policy"
 
 
 def change_request_url(change_request: ChangeRequest) -> str:
-    return reverse("admin:governance_changerequest_change", args=[change_request.pk])
+    return reverse("admin:governance_changerequest_detail", args=[change_request.pk])
 
 
 def propose(
@@ -213,7 +213,7 @@ class ChangeRequestAdmin(admin.ModelAdmin):
                 name="governance_changerequest_matrix",
             ),
             path(
-                "<int:object_id>/", view(self.detail_view), name="governance_changerequest_change"
+                "<int:object_id>/", view(self.detail_view), name="governance_changerequest_detail"
             ),
             *super().get_urls(),
         ]
@@ -229,6 +229,14 @@ class ChangeRequestAdmin(admin.ModelAdmin):
     def _require_view(self, request: HttpRequest) -> None:
         if not self.has_view_permission(request):
             raise PermissionDenied
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None
+    ) -> HttpResponse:
+        """The changelist links here: show the request's own page."""
+        if not object_id.isdigit():
+            raise PermissionDenied
+        return redirect("admin:governance_changerequest_detail", int(object_id))
 
     def detail_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """One change request: diff, preview, history links and the steps the user may take."""
@@ -328,7 +336,7 @@ class ChangeRequestAdmin(admin.ModelAdmin):
                 f"Change request #{change_request.pk} is now "
                 f"{change_request.get_status_display().lower()}.",
             )
-        return redirect("admin:governance_changerequest_change", change_request.pk)
+        return redirect(change_request_url(change_request))
 
     def history_index_view(self, request: HttpRequest) -> HttpResponse:
         """Every policy target with recorded versions."""

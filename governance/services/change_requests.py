@@ -164,11 +164,11 @@ def _check_not_stale(change_request: ChangeRequest) -> None:
 
 
 def _check_reviewer(change_request: ChangeRequest, actor: AbstractBaseUser, doing: str) -> None:
-    _require(actor, "approve_changerequest", f"{doing} change requests")
     if change_request.author_id == actor.pk:
         raise ChangeRequestError(
             "own_change", f"you cannot {doing} your own change request: a second person must"
         )
+    _require(actor, "approve_changerequest", f"{doing} change requests")
 
 
 @transaction.atomic

@@ -24,12 +24,12 @@ SEARCH = "/admin/audit/auditevent/"
 
 
 def security_group() -> Group:
-    return Group.objects.get(name="security")
+    return Group.objects.get(name="security analyst")
 
 
 @pytest.fixture
 def analyst(client, platform_config):
-    """A staff member of the "security" group, logged in."""
+    """A staff member of the "security analyst" role, logged in."""
     user = get_user_model().objects.create_user("sam", password="pw-123456!", is_staff=True)
     user.groups.add(security_group())
     client.force_login(user)

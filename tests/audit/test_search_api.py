@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def analyst(client, platform_config):
     user = get_user_model().objects.create_user("sam", password="pw-123456!")
-    user.groups.add(Group.objects.get(name="security"))
+    user.groups.add(Group.objects.get(name="security analyst"))
     client.force_login(user)
     return client
 
@@ -140,7 +140,7 @@ def test_only_the_security_group_sees_audit_data(client, corpus):
     assert client.get("/api/v1/audit-events/export.csv").status_code == 403
     client.logout()
     analyst = get_user_model().objects.create_user("ana", password="pw-123456!")
-    analyst.groups.add(Group.objects.get(name="security"))
+    analyst.groups.add(Group.objects.get(name="security analyst"))
     token = Token.objects.create(user=analyst)
     response = client.get("/api/v1/audit-events", HTTP_AUTHORIZATION=f"Token {token.key}")
     assert response.status_code == 200

@@ -56,7 +56,7 @@ def ingest(schema: str, event: dict, source: str) -> None:
 def analyst_with_events() -> None:
     """A security analyst (staff) and events: the actor's login, noise, a correlated diagnostic."""
     # Flushes between transactional tests drop the migration-made group: make sure it exists.
-    group, _ = Group.objects.get_or_create(name="security")
+    group, _ = Group.objects.get_or_create(name="security analyst")
     group.permissions.add(
         *Permission.objects.filter(
             content_type__app_label="audit",

@@ -7,7 +7,7 @@ import json
 import pytest
 from django.contrib.auth import get_user_model
 
-from governance.models import ScannerRule, SchemaRevision
+from governance.models import ChangeRequest, ScannerRule, SchemaRevision
 from governance.selectors import field_policy_specs
 from tests.audit_helpers import platform_audit_events
 from tests.factories import CLIENT_TELEMETRY_SCHEMA, client_telemetry_events
@@ -58,8 +58,27 @@ def editor_post_data(page_context, **changes):
     return data
 
 
-def test_policy_editor_lists_every_field_and_saves_changes(admin_client, client_revision):
-    """Every field appears with its policy; unclassified ones are counted; saving applies."""
+@pytest.fixture
+def approver(platform_config):
+    from governance.roles import GOVERNANCE_APPROVER
+    from tests.factories import user_with_role
+
+    return user_with_role("second-pair-of-eyes", GOVERNANCE_APPROVER)
+
+
+def approve_latest(approver) -> ChangeRequest:
+    from governance.services import change_request_approve
+
+    return change_request_approve(
+        change_request=ChangeRequest.objects.latest("id"), actor=approver, apply=True
+    )
+
+
+def test_policy_editor_lists_every_field_and_proposes_changes(
+    admin_client, client_revision, approver
+):
+    """Every field appears with its policy; unclassified ones are counted; saving proposes a
+    change request that applies only once a second person approves it."""
     url = f"/admin/governance/fieldpolicy/edit/{client_revision.pk}/"
     page = admin_client.get(url)
     html = page.content.decode()
@@ -71,7 +90,16 @@ def test_policy_editor_lists_every_field_and_saves_changes(admin_client, client_
         session_id={"classification": "pseudonymous_id", "action": "mask", "keep_chars": "4"},
     )
     response = admin_client.post(url, data)
+    assert response.status_code == 200
+    assert "This field is required" in response.content.decode()  # the reason
+    data["change_reason"] = "classify the reconnect topic"
+    response = admin_client.post(url, data)
+    change_request = ChangeRequest.objects.get()
     assert response.status_code == 302
+    assert response["Location"] == f"/admin/governance/changerequest/{change_request.pk}/"
+    assert set(change_request.payload["1"]) == {"topic_class", "session_id"}
+    assert "topic_class" not in field_policy_specs(client_revision)
+    approve_latest(approver)
     specs = field_policy_specs(client_revision)
     assert specs["topic_class"].classification == "public"
     assert (specs["session_id"].action, specs["session_id"].keep_chars) == ("mask", 4)
@@ -97,8 +125,8 @@ def test_coverage_report_lists_unclassified_fields(admin_client, client_revision
     assert "✓ complete" in html
 
 
-def test_yaml_export_and_apply_in_admin(admin_client, client_revision):
-    """Export downloads YAML; apply takes a document and lists changes or errors."""
+def test_yaml_export_and_propose_in_admin(admin_client, client_revision, approver):
+    """Export downloads YAML; a pasted document becomes a change request, or lists errors."""
     audit = SchemaRevision.objects.get(schema__name="telemetry.audit_event.v1")
     exported = admin_client.get(f"/admin/governance/fieldpolicy/export/{audit.pk}/")
     assert exported["Content-Type"].startswith("application/yaml")
@@ -106,20 +134,28 @@ def test_yaml_export_and_apply_in_admin(admin_client, client_revision):
     document = exported.content.decode().replace(
         "event_name: {classification: internal", "event_name: {classification: public"
     )
-    applied = admin_client.post("/admin/governance/fieldpolicy/apply/", {"document": document})
-    assert 'id="policy-changes"' in applied.content.decode()
+    proposed = admin_client.post(
+        "/admin/governance/fieldpolicy/apply/",
+        {"document": document, "change_reason": "event names are public"},
+    )
+    assert proposed.status_code == 302
+    assert field_policy_specs(audit)["event_name"].classification == "internal"
+    assert list(ChangeRequest.objects.get().payload["1"]) == ["event_name"]
+    approve_latest(approver)
     assert field_policy_specs(audit)["event_name"].classification == "public"
     bad = admin_client.post(
         "/admin/governance/fieldpolicy/apply/",
         {
-            "document": "schema: telemetry.audit_event.v1\nfields:\n  ghost: {classification: internal, action: keep}\n"
+            "document": "schema: telemetry.audit_event.v1\nfields:\n  ghost: {classification: internal, action: keep}\n",
+            "change_reason": "ghosts",
         },
     )
     assert "has no field &#x27;ghost&#x27;" in bad.content.decode()
 
 
-def test_scanner_rule_is_validated_on_save(admin_client):
-    """A custom rule that does not compile, or is catastrophic, is refused with a reason."""
+def test_scanner_rule_is_validated_and_proposed_on_save(admin_client, approver):
+    """A custom rule that does not compile is refused with a reason; a valid one becomes a
+    change request and exists only once approved."""
     response = admin_client.post(
         "/admin/governance/scannerrule/add/",
         {
@@ -140,9 +176,14 @@ def test_scanner_rule_is_validated_on_save(admin_client):
             "action": "replace",
             "keep_chars": "4",
             "enabled": "on",
+            "change_reason": "ticket numbers name customers",
         },
     )
     assert response.status_code == 302
+    assert not ScannerRule.objects.exists()
+    assert ChangeRequest.objects.get().target == "scanner_rule:ticket"
+    approve_latest(approver)
+    assert ScannerRule.objects.get().pattern == r"TICKET-\d{6}"
     assert platform_audit_events("platform.scanner_rule.created").count() == 1
 
 

@@ -70,14 +70,27 @@ def test_compile_error_is_shown_in_the_form(admin_client):
     assert b"proto_compile_error" in page and b"client_telemetry.proto:2:" in page
 
 
-def test_lifecycle_actions(admin_client):
-    """The changelist actions deprecate and retire revisions."""
+def test_lifecycle_actions_propose_changes(admin_client):
+    """The changelist actions propose deprecating and retiring revisions; each applies once
+    a second person approves it."""
+    from governance.models import ChangeRequest
+    from governance.roles import GOVERNANCE_APPROVER
+    from governance.services import change_request_approve
+    from tests.factories import user_with_role
+
+    approver = user_with_role("approver", GOVERNANCE_APPROVER)
     register_form(admin_client)
     revision = SchemaRevision.objects.get(schema__name=CLIENT_TELEMETRY_SCHEMA)
     for action, status in (("make_deprecated", "deprecated"), ("make_retired", "retired")):
+        previous = revision.status
         admin_client.post(
             "/admin/governance/schemarevision/",
             {"action": action, "_selected_action": [revision.pk]},
         )
+        revision.refresh_from_db()
+        assert revision.status == previous
+        change_request = ChangeRequest.objects.latest("id")
+        assert change_request.payload == {"status": status}
+        change_request_approve(change_request=change_request, actor=approver, apply=True)
         revision.refresh_from_db()
         assert revision.status == status

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -693,11 +694,20 @@ groups:
     assert "telemetry_ingest_deprecated_schema_events" in document["unused"]
 
 
-def test_command_process_exit_status():
+def test_command_process_exit_status(db):
     """Run as a process (as CI does), the exit status is the report's exit code."""
+    from django.db import connection
+
+    database = connection.settings_dict
     result = subprocess.run(
         [sys.executable, "manage.py", "check_conformance", str(KHALA), "--format", "json"],
         cwd=REPO,
+        # The test database: a fresh machine has no development database.
+        env={
+            **os.environ,
+            "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:"
+            f"{database['PORT']}/{database['NAME']}",
+        },
         capture_output=True,
         text=True,
         timeout=120,

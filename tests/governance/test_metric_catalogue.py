@@ -53,7 +53,7 @@ def test_ingesting_client_diagnostics_moves_the_counter_with_labels(
     events = client_telemetry_events(8)  # reconnect, auth_failure, replay, delivery_error x2
     ingest_client.post({"events": events}, query=f"?schema={CLIENT_TELEMETRY_SCHEMA}")
     text = exposition(client)
-    assert f"# TYPE {COUNTER} untyped" in text  # exact name: see ingest/telemetry_metrics.py
+    assert f"# TYPE {COUNTER} counter" in text  # exact name: see ingest/telemetry_metrics.py
     line = (
         f'{COUNTER}{{app_version="1.0.0",event_type="reconnect",surface="CLIENT_SURFACE_IOS"}} 1.0'
     )

@@ -144,35 +144,78 @@ def test_apply_refuses_unknown_paths_by_name_and_changes_nothing(platform_config
     assert field_policy_specs(revision)["event_name"].classification == "internal"
 
 
-def test_apply_policy_command_prints_changes_and_audits(platform_config, tmp_path, capsys):
-    """apply_policy applies a file and prints each change; export_policy prints YAML."""
+@pytest.fixture
+def owner_and_approver(platform_config):
+    from governance.roles import GOVERNANCE_APPROVER, GOVERNANCE_OWNER
+    from tests.factories import user_with_role
+
+    return user_with_role("ci-owner", GOVERNANCE_OWNER), user_with_role(
+        "ci-bot", GOVERNANCE_APPROVER
+    )
+
+
+def test_apply_policy_command_proposes_and_with_an_approver_applies(
+    owner_and_approver, tmp_path, capsys
+):
+    """apply_policy --author submits a change request and changes nothing; adding --approver
+    (someone else, holding the approver permission) approves and applies it, audited."""
+    from governance.models import ChangeRequest
+
+    revision = SchemaRevision.objects.get(schema__name="telemetry.audit_event.v1")
     policy = tmp_path / "audit.yaml"
     policy.write_text(
         AUDIT_YAML.replace(
             "event_name: {classification: internal", "event_name: {classification: public"
         )
     )
-    call_command("apply_policy", str(policy))
+    call_command("apply_policy", str(policy), "--author", "ci-owner")
     out = capsys.readouterr().out
-    assert "event_name: internal/keep -> public/keep" in out
-    assert "1 field policies changed." in out
+    assert "submitted" in out
+    assert field_policy_specs(revision)["event_name"].classification == "internal"
+    proposal = ChangeRequest.objects.get()
+    assert (proposal.status, proposal.author.username) == ("submitted", "ci-owner")
+
+    call_command("apply_policy", str(policy), "--author", "ci-owner", "--approver", "ci-bot")
+    out = capsys.readouterr().out
+    assert "Approved by ci-bot and applied as version 1" in out
+    assert field_policy_specs(revision)["event_name"].classification == "public"
     assert platform_audit_events("platform.field_policy.changed").count() == 1
+    assert platform_audit_events("platform.change_request.applied").count() == 1
+    call_command("apply_policy", str(policy), "--author", "ci-owner", "--approver", "ci-bot")
+    assert "Nothing to change" in capsys.readouterr().out
     call_command("export_policy", "telemetry.audit_event.v1")
     exported = capsys.readouterr().out
     assert exported.startswith("schema: telemetry.audit_event.v1\nfields:\n")
     assert "event_name: {classification: public, action: keep}" in exported
 
 
-def test_apply_policy_command_errors(platform_config, tmp_path):
-    """A bad file exits with the reasons."""
+def test_apply_policy_command_refuses_self_approval(owner_and_approver, tmp_path):
+    """The author cannot approve their own proposal, even from CI: it stays submitted."""
+    from governance.models import ChangeRequest
+
+    policy = tmp_path / "audit.yaml"
+    policy.write_text(
+        AUDIT_YAML.replace(
+            "event_name: {classification: internal", "event_name: {classification: public"
+        )
+    )
+    with pytest.raises(CommandError, match="own_change"):
+        call_command("apply_policy", str(policy), "--author", "ci-owner", "--approver", "ci-owner")
+    assert ChangeRequest.objects.get().status == "submitted"
+
+
+def test_apply_policy_command_errors(owner_and_approver, tmp_path):
+    """A bad file, an unknown user or a missing file exit with the reasons."""
     policy = tmp_path / "bad.yaml"
     policy.write_text(
         "schema: telemetry.audit_event.v1\nfields:\n  nope: {classification: internal, action: keep}\n"
     )
     with pytest.raises(CommandError, match="has no field 'nope'"):
-        call_command("apply_policy", str(policy))
+        call_command("apply_policy", str(policy), "--author", "ci-owner")
+    with pytest.raises(CommandError, match="no active user 'nobody'"):
+        call_command("apply_policy", str(policy), "--author", "nobody")
     with pytest.raises(CommandError, match="no such file"):
-        call_command("apply_policy", str(tmp_path / "missing.yaml"))
+        call_command("apply_policy", str(tmp_path / "missing.yaml"), "--author", "ci-owner")
 
 
 def test_shipped_client_telemetry_policy_classifies_every_field(platform_config):

@@ -30,20 +30,48 @@ def store_diagnostic(days_old: int, name: str) -> None:
     pipeline.ingest_batch([pipeline.RawItem("telemetry.client_diagnostic.v1", body)], context)
 
 
-def test_retention_change_shows_dry_run_before_saving(admin_client):
-    """Lowering retention first shows how many events become eligible; confirming saves it."""
+def _approve_latest() -> None:
+    from governance.models import ChangeRequest
+    from governance.roles import GOVERNANCE_APPROVER
+    from governance.services import change_request_approve
+    from tests.factories import user_with_role
+
+    change_request_approve(
+        change_request=ChangeRequest.objects.latest("id"),
+        actor=user_with_role("approver", GOVERNANCE_APPROVER),
+        apply=True,
+    )
+
+
+def test_retention_change_shows_dry_run_before_proposing(admin_client):
+    """Lowering retention first shows how many events become eligible; confirming proposes
+    it, with its reason; it applies once a second person approves it."""
     for days in (5, 12, 20):
         store_diagnostic(days, f"d{days}")
     url = "/admin/governance/eventclass/client_diagnostic/change/"
-    first = admin_client.post(url, {"retention_days": "10", "description": "diagnostics"})
+    no_reason = admin_client.post(url, {"retention_days": "10", "description": "diagnostics"})
+    assert "say why the retention should change" in no_reason.content.decode()
+    reason = "30 days of diagnostics cost too much"
+    first = admin_client.post(
+        url, {"retention_days": "10", "description": "diagnostics", "change_reason": reason}
+    )
     page = first.content.decode()
     assert first.status_code == 200
     assert 'id="proposed-eligible">2<' in page
     assert EventClass.objects.get(name="client_diagnostic").retention_days == 30
     confirmed = admin_client.post(
-        url, {"retention_days": "10", "description": "diagnostics", "_confirm_retention": "1"}
+        url,
+        {
+            "retention_days": "10",
+            "description": "diagnostics",
+            "change_reason": reason,
+            "_confirm_retention": "1",
+        },
     )
     assert confirmed.status_code == 302
+    assert "/admin/governance/changerequest/" in confirmed["Location"]
+    assert EventClass.objects.get(name="client_diagnostic").retention_days == 30
+    _approve_latest()
     assert EventClass.objects.get(name="client_diagnostic").retention_days == 10
 
 
@@ -68,6 +96,11 @@ def test_hold_placed_with_a_raw_identifier_stores_only_hashes(admin_client):
         },
     )
     assert response.status_code == 302
+    assert not LegalHold.objects.exists()
+    from governance.models import ChangeRequest
+
+    assert "eli.898485" not in str(ChangeRequest.objects.values().get())
+    _approve_latest()
     hold = LegalHold.objects.get()
     assert hold.actor_hashes and all(h.startswith("k1:") for h in hold.actor_hashes)
     assert "eli.898485" not in str(LegalHold.objects.values().get())
