@@ -4,11 +4,27 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="")
 trace_id_var: ContextVar[str] = ContextVar("trace_id", default="")
+
+
+def _no_span_trace_id() -> str:
+    return ""
+
+
+# Tracing (telemetry_platform.tracing) installs a source reading the active span, so a log
+# line names the same trace as the span it was written under, even without a traceparent.
+_span_trace_id: Callable[[], str] = _no_span_trace_id
+
+
+def set_span_trace_id_source(source: Callable[[], str]) -> None:
+    """Read trace ids from ``source`` (the active span's, hex) before the traceparent header's."""
+    global _span_trace_id
+    _span_trace_id = source
 
 
 class RequestContextFilter(logging.Filter):
@@ -17,7 +33,7 @@ class RequestContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         """Return True always: the filter only annotates."""
         record.request_id = request_id_var.get()
-        record.trace_id = trace_id_var.get()
+        record.trace_id = _span_trace_id() or trace_id_var.get()
         return True
 
 

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
+from django.utils.log import log_response
 
 from .logging import request_id_var, trace_id_var
 from .tracecontext import TraceContextError, parse_traceparent
@@ -34,6 +35,17 @@ class RequestIdMiddleware:
         trace_token = trace_id_var.set(trace_id)
         try:
             response = self.get_response(request)
+            if response.status_code >= 400:
+                # Django logs error responses after the middleware has returned, when the
+                # request's ids (and span) are gone; log it here, while they are in force.
+                # log_response marks the response, so Django does not log it twice.
+                log_response(
+                    "%s: %s",
+                    response.reason_phrase,
+                    request.path,
+                    response=response,
+                    request=request,
+                )
         finally:
             request_id_var.reset(request_token)
             trace_id_var.reset(trace_token)

@@ -45,3 +45,23 @@ def test_log_lines_are_json_with_request_and_trace_ids(ingest_client):
     assert warning["request_id"] == "req-log-1"
     assert warning["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert warning["level"] == "WARNING" and warning["logger"] == "ingest.ratelimit"
+
+
+def test_error_responses_are_logged_once_with_request_and_trace_ids(client):
+    """Django's "Not Found" line is written while the request's ids are in force, and once."""
+    handler = Capture()
+    logger = logging.getLogger("django.request")
+    logger.addHandler(handler)
+    try:
+        response = client.get(
+            "/no-such-page?actor=someone",
+            HTTP_X_REQUEST_ID="req-log-404",
+            HTTP_TRACEPARENT="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+    finally:
+        logger.removeHandler(handler)
+    assert response.status_code == 404
+    entries = [json.loads(line) for line in handler.lines]
+    assert [(e["message"], e["request_id"], e["trace_id"]) for e in entries] == [
+        ("Not Found: /no-such-page", "req-log-404", "4bf92f3577b34da6a3ce929d0e0e4736")
+    ]
