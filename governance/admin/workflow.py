@@ -180,6 +180,7 @@ class ChangeRequestAdmin(admin.ModelAdmin):
         "created_at",
         "applied_at",
     )
+    list_display_links = ("id", "summary")
     list_filter = ("status", "kind")
     search_fields = ("summary", "target", "reason")
     list_select_related = ("author", "reviewer")

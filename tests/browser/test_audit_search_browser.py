@@ -9,41 +9,17 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 
 from ingest import pipeline
+from tests.browser.chromium import CHROMIUM_ARGS, TIMEOUT_MS, require_chromium
 from tests.factories import AUDIT_SCHEMA, iso
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ACTOR = "carol.4711@corp.test"
-TIMEOUT_MS = 10_000
-
-
-def require_chromium() -> str:
-    """The system chromium; missing is a failure (the Makefile installs it), never a skip."""
-    if not (Path(CHROMIUM).is_file() or shutil.which("chromium")):
-        pytest.fail(
-            f"Debian's chromium is not installed ({CHROMIUM} missing): the browser tests need "
-            "it. Run `make chromium` (apt-get install chromium).",
-            pytrace=False,
-        )
-    return CHROMIUM if Path(CHROMIUM).is_file() else shutil.which("chromium")
 
 
 def ingest(schema: str, event: dict, source: str) -> None:
