@@ -269,9 +269,6 @@ class ScannerRuleForm(forms.ModelForm):
         model = ScannerRule
         fields = ("name", "pattern", "action", "replacement", "keep_chars", "enabled")
 
-    def validate_unique(self) -> None:
-        pass  # a proposal for an existing name is refused by the change request's checks
-
     def clean_pattern(self) -> str:
         pattern = self.cleaned_data["pattern"]
         try:

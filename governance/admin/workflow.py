@@ -19,7 +19,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from ..choices import ChangeKind, ChangeStatus
-from ..models import ChangeRequest, PolicyVersion, Schema
+from ..models import ChangeRequest, EventClass, PolicyVersion, Schema
 from ..reviews import (
     change_request_preview,
     policy_history,
@@ -272,6 +272,9 @@ class ChangeRequestAdmin(admin.ModelAdmin):
             is_field_policies=change_request.kind == ChangeKind.FIELD_POLICIES,
             sample_form=sample_form,
             sample_results=sample_results,
+            retention_dry_run=self._retention_dry_run(change_request)
+            if status in open_states
+            else None,
             review_form=review_form,
             history_url=reverse(
                 "admin:governance_changerequest_history", args=[change_request.target]
@@ -289,6 +292,25 @@ class ChangeRequestAdmin(admin.ModelAdmin):
             own_pending=is_author and status == ChangeStatus.SUBMITTED,
         )
         return TemplateResponse(request, "admin/governance/changerequest/detail.html", context)
+
+    def _retention_dry_run(self, change_request: ChangeRequest) -> tuple | None:
+        """For a class retention change: what a purge would remove now and once applied."""
+        from ingest.retention import purge_preview  # ingest depends on governance
+
+        if change_request.kind != ChangeKind.CLASS_RETENTION:
+            return None
+        event_class = EventClass.objects.filter(
+            name=change_request.target.partition(":")[2]
+        ).first()
+        if event_class is None:
+            return None
+        new_days = change_request.payload["retention_days"]
+        return (
+            event_class.retention_days,
+            purge_preview(event_class),
+            new_days,
+            purge_preview(event_class, retention_days=new_days),
+        )
 
     def _sample_preview(self, change_request: ChangeRequest, sample: dict) -> list:
         schema = Schema.objects.filter(name=change_request.target.partition(":")[2]).first()

@@ -71,6 +71,9 @@ def test_retention_change_shows_dry_run_before_proposing(admin_client):
     assert confirmed.status_code == 302
     assert "/admin/governance/changerequest/" in confirmed["Location"]
     assert EventClass.objects.get(name="client_diagnostic").retention_days == 30
+    # The approver sees the same dry run on the change request's page.
+    request_page = admin_client.get(confirmed["Location"]).content.decode()
+    assert 'id="proposed-eligible">2<' in request_page
     _approve_latest()
     assert EventClass.objects.get(name="client_diagnostic").retention_days == 10
 
