@@ -117,3 +117,4 @@ class SchemaSerializer(serializers.ModelSerializer):
 
 class StatusChangeSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=RevisionStatus.choices)
+    reason = serializers.CharField(max_length=2000, help_text="Why: reviewers see it.")

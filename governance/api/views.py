@@ -11,12 +11,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from governance.choices import ChangeKind
 from governance.models import Schema, SchemaRevision
 from governance.services import (
-    LifecycleError,
+    ChangeRequestError,
     SchemaRegistrationError,
+    change_request_draft,
     schema_register,
-    schema_revision_status_change,
 )
 from telemetry_platform.api_errors import error_response
 
@@ -156,7 +157,7 @@ class SchemaDetailApi(APIView):
 
 
 class SchemaRevisionDetailApi(APIView):
-    """GET: one revision with its field catalogue. POST .../status: change its lifecycle state."""
+    """GET: one revision with its field catalogue (POST .../status proposes a lifecycle move)."""
 
     permission_classes = [CanManageSchemas]
 
@@ -167,21 +168,26 @@ class SchemaRevisionDetailApi(APIView):
 
 
 class SchemaRevisionStatusApi(APIView):
+    """POST: propose a lifecycle move; it applies once a second person approves it."""
+
     permission_classes = [CanManageSchemas]
 
     @extend_schema(
         operation_id="schema_revision_status",
         request=StatusChangeSerializer,
         responses={
-            200: inline_serializer(
-                "StatusChanged",
+            202: inline_serializer(
+                "StatusChangeProposed",
                 {
+                    "change_request": serializers.IntegerField(),
+                    "state": serializers.CharField(),
                     "schema": serializers.CharField(),
                     "version": serializers.IntegerField(),
-                    "status": serializers.CharField(),
+                    "proposed_status": serializers.CharField(),
                 },
             ),
-            409: OpenApiResponse(description="Transition not allowed."),
+            403: OpenApiResponse(description="The user may not propose policy changes."),
+            409: OpenApiResponse(description="Transition not allowed, or no change."),
         },
     )
     def post(self, request: Request, name: str, version: int) -> Response:
@@ -189,9 +195,25 @@ class SchemaRevisionStatusApi(APIView):
         serializer = StatusChangeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            revision = schema_revision_status_change(
-                revision=revision, status=serializer.validated_data["status"], actor=request.user
+            change_request = change_request_draft(
+                kind=ChangeKind.SCHEMA_STATUS,
+                target=f"schema_revision:{name}@{revision.version}",
+                payload={"status": serializer.validated_data["status"]},
+                reason=serializer.validated_data["reason"],
+                actor=request.user,
             )
-        except LifecycleError as exc:
-            return error_response("invalid_transition", str(exc), status=409, field="status")
-        return Response({"schema": name, "version": version, "status": revision.status})
+        except ChangeRequestError as exc:
+            if exc.code == "permission_denied":
+                return error_response(exc.code, exc.message, status=403)
+            code = "invalid_transition" if exc.code == "invalid_change" else exc.code
+            return error_response(code, exc.message, status=409, field="status")
+        return Response(
+            {
+                "change_request": change_request.pk,
+                "state": change_request.status,
+                "schema": name,
+                "version": revision.version,
+                "proposed_status": serializer.validated_data["status"],
+            },
+            status=status.HTTP_202_ACCEPTED,
+        )

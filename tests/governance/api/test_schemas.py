@@ -23,7 +23,12 @@ def owner(platform_config):
     user = get_user_model().objects.create_user("owner", password="pw-123456!")
     user.user_permissions.add(
         *Permission.objects.filter(
-            codename__in=["view_schema", "add_schemarevision", "change_schemarevision"]
+            codename__in=[
+                "view_schema",
+                "add_schemarevision",
+                "change_schemarevision",
+                "propose_changerequest",
+            ]
         )
     )
     return user
@@ -147,18 +152,39 @@ def test_missing_fields_are_400(owner_client):
     assert response.json()["error"]["code"] == "invalid"
 
 
-def test_revision_detail_and_status_change(owner_client):
-    """A revision can be inspected and deprecated; a retired one cannot be revived (409)."""
+def test_revision_detail_and_status_change_proposal(owner_client, owner):
+    """A revision can be inspected; a status change is proposed (202) and applies once a
+    second person approves it; a move the lifecycle forbids is 409."""
+    from governance.models import ChangeRequest
+    from governance.roles import GOVERNANCE_APPROVER
+    from governance.services import change_request_approve
+    from tests.factories import user_with_role
+
     upload(owner_client)
     url = f"/api/v1/schemas/{CLIENT_TELEMETRY_SCHEMA}/revisions/1"
     assert owner_client.get(url).json()["message_name"] == CLIENT_TELEMETRY_MESSAGE
-    changed = owner_client.post(
+    no_reason = owner_client.post(
         f"{url}/status", {"status": "deprecated"}, content_type="application/json"
     )
-    assert changed.json()["status"] == "deprecated"
-    owner_client.post(f"{url}/status", {"status": "retired"}, content_type="application/json")
+    assert no_reason.status_code == 400
+    assert "reason" in no_reason.json()["error"]["details"]
+    proposed = owner_client.post(
+        f"{url}/status",
+        {"status": "deprecated", "reason": "v2 replaces it"},
+        content_type="application/json",
+    )
+    assert proposed.status_code == 202
+    body = proposed.json()
+    assert (body["state"], body["proposed_status"]) == ("submitted", "deprecated")
+    assert owner_client.get(url).json()["status"] == "active"
+    change_request_approve(
+        change_request=ChangeRequest.objects.get(pk=body["change_request"]),
+        actor=user_with_role("approver", GOVERNANCE_APPROVER),
+        apply=True,
+    )
+    assert owner_client.get(url).json()["status"] == "deprecated"
     revived = owner_client.post(
-        f"{url}/status", {"status": "active"}, content_type="application/json"
+        f"{url}/status", {"status": "draft", "reason": "oops"}, content_type="application/json"
     )
     assert revived.status_code == 409
     assert revived.json()["error"]["code"] == "invalid_transition"
