@@ -82,3 +82,7 @@ class ChangeStatus(models.TextChoices):
     REJECTED = "rejected", "Rejected"
     APPLIED = "applied", "Applied"
     WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+# A change request in one of these may still apply (or be withdrawn, or rebased).
+OPEN_CHANGE_STATUSES = (ChangeStatus.DRAFT, ChangeStatus.SUBMITTED, ChangeStatus.APPROVED)

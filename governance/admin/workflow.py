@@ -18,7 +18,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from ..choices import ChangeKind, ChangeStatus
+from ..choices import OPEN_CHANGE_STATUSES, ChangeKind, ChangeStatus
 from ..models import ChangeRequest, EventClass, PolicyVersion, Schema
 from ..reviews import (
     change_request_preview,
@@ -252,7 +252,7 @@ class ChangeRequestAdmin(admin.ModelAdmin):
         user = request.user
         is_author = change_request.author_id == user.pk
         status = change_request.status
-        open_states = (ChangeStatus.DRAFT, ChangeStatus.SUBMITTED, ChangeStatus.APPROVED)
+        open_states = OPEN_CHANGE_STATUSES
         stale = stale_reason(change_request) if status in open_states else ""
         sample_results = None
         if sample_form.is_bound and sample_form.is_valid() and sample_form.cleaned_data["sample"]:
@@ -407,7 +407,7 @@ class ChangeRequestAdmin(admin.ModelAdmin):
         ]
         pending = ChangeRequest.objects.filter(
             target=target,
-            status__in=[ChangeStatus.DRAFT, ChangeStatus.SUBMITTED, ChangeStatus.APPROVED],
+            status__in=OPEN_CHANGE_STATUSES,
         )
         context = self._context(
             request,

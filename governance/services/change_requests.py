@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from audit.services import audit_event_record
 
-from ..choices import ChangeKind, ChangeStatus, RevisionStatus
+from ..choices import OPEN_CHANGE_STATUSES, ChangeKind, ChangeStatus, RevisionStatus
 from ..models import ChangeRequest, PolicyReview, PolicyVersion, Schema
 from ..policies import PolicyDocument
 from ..selectors import field_policy_specs, revision_leaf_paths
@@ -70,6 +70,20 @@ def _baseline_ensure(kind: str, target: str, state: Any) -> None:
 
 def _locked(change_request: ChangeRequest) -> ChangeRequest:
     return ChangeRequest.objects.select_for_update().get(pk=change_request.pk)
+
+
+def _locked_for_author(
+    change_request: ChangeRequest, actor: AbstractBaseUser, doing: str, allowed: tuple
+) -> ChangeRequest:
+    """The request, locked, once ``actor`` is its author and its status is ``allowed``."""
+    change_request = _locked(change_request)
+    if change_request.author_id != actor.pk:
+        raise ChangeRequestError("not_author", f"only the author can {doing} this change request")
+    if change_request.status not in allowed:
+        raise ChangeRequestError(
+            "not_open", f"cannot {doing} a {change_request.status} change request"
+        )
+    return change_request
 
 
 @transaction.atomic
@@ -125,11 +139,7 @@ def change_request_submit(
     *, change_request: ChangeRequest, actor: AbstractBaseUser
 ) -> ChangeRequest:
     """Send a draft for review (its author only)."""
-    change_request = _locked(change_request)
-    if change_request.author_id != actor.pk:
-        raise ChangeRequestError("not_author", "only the author can submit this change request")
-    if change_request.status != ChangeStatus.DRAFT:
-        raise ChangeRequestError("not_draft", f"it is {change_request.status}, not a draft")
+    change_request = _locked_for_author(change_request, actor, "submit", (ChangeStatus.DRAFT,))
     change_request.status = ChangeStatus.SUBMITTED
     change_request.submitted_at = timezone.now()
     change_request.save(update_fields=["status", "submitted_at"])
@@ -231,15 +241,7 @@ def change_request_withdraw(
     *, change_request: ChangeRequest, actor: AbstractBaseUser
 ) -> ChangeRequest:
     """The author takes back a request that has not applied."""
-    change_request = _locked(change_request)
-    if change_request.author_id != actor.pk:
-        raise ChangeRequestError("not_author", "only the author can withdraw this change request")
-    if change_request.status not in (
-        ChangeStatus.DRAFT,
-        ChangeStatus.SUBMITTED,
-        ChangeStatus.APPROVED,
-    ):
-        raise ChangeRequestError("not_open", f"it is {change_request.status}")
+    change_request = _locked_for_author(change_request, actor, "withdraw", OPEN_CHANGE_STATUSES)
     change_request.status = ChangeStatus.WITHDRAWN
     change_request.save(update_fields=["status"])
     _audit("withdrawn", change_request, actor)
@@ -292,15 +294,7 @@ def change_request_rebase(
     *, change_request: ChangeRequest, actor: AbstractBaseUser
 ) -> ChangeRequest:
     """Re-base a stale request on its target's current state; an approval must be given again."""
-    change_request = _locked(change_request)
-    if change_request.author_id != actor.pk:
-        raise ChangeRequestError("not_author", "only the author can rebase this change request")
-    if change_request.status not in (
-        ChangeStatus.DRAFT,
-        ChangeStatus.SUBMITTED,
-        ChangeStatus.APPROVED,
-    ):
-        raise ChangeRequestError("not_open", f"it is {change_request.status}")
+    change_request = _locked_for_author(change_request, actor, "rebase", OPEN_CHANGE_STATUSES)
     spec = kind_spec(change_request.kind)
     payload = spec.validate(change_request.target, change_request.payload)
     base = spec.relevant(spec.state(change_request.target), payload)

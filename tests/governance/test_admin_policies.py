@@ -58,14 +58,6 @@ def editor_post_data(page_context, **changes):
     return data
 
 
-@pytest.fixture
-def approver(platform_config):
-    from governance.roles import GOVERNANCE_APPROVER
-    from tests.factories import user_with_role
-
-    return user_with_role("second-pair-of-eyes", GOVERNANCE_APPROVER)
-
-
 def approve_latest(approver) -> ChangeRequest:
     from governance.services import change_request_approve
 

@@ -11,8 +11,6 @@ from django.utils import timezone
 from governance.choices import ChangeKind, ChangeStatus
 from governance.models import ChangeRequest, PolicyReview, Schema, SchemaRevision
 from governance.roles import (
-    GOVERNANCE_APPROVER,
-    GOVERNANCE_OWNER,
     READ_ONLY_AUDITOR,
     SECURITY_ANALYST,
 )
@@ -29,16 +27,6 @@ def logged_in(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
-
-
-@pytest.fixture
-def owner(platform_config):
-    return user_with_role("olivia", GOVERNANCE_OWNER)
-
-
-@pytest.fixture
-def approver(platform_config):
-    return user_with_role("arthur", GOVERNANCE_APPROVER)
 
 
 def propose_hash_request_id(owner) -> ChangeRequest:
@@ -74,7 +62,7 @@ def test_the_page_shows_the_diff_and_stored_events_under_the_new_policy(
         for block in html.split('<div class="cr-preview">')[1:]
     ]
     # The latest stored events include the platform's own audit event of the proposal.
-    (current, proposed), *_ = [pair for pair in blocks if "req-preview-1" in pair[0]]
+    (_stored, proposed), *_ = [pair for pair in blocks if "req-preview-1" in pair[0]]
     assert "req-preview-1" not in proposed
     assert "k1:" in proposed
 

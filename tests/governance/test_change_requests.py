@@ -14,7 +14,7 @@ from governance.models import (
     Schema,
     SchemaRevision,
 )
-from governance.roles import GOVERNANCE_APPROVER, GOVERNANCE_OWNER, READ_ONLY_AUDITOR
+from governance.roles import GOVERNANCE_APPROVER, READ_ONLY_AUDITOR
 from governance.selectors import field_policy_specs, policy_epoch_get
 from governance.services import (
     ChangeRequestError,
@@ -35,16 +35,6 @@ from tests.factories import AUDIT_SCHEMA, user_with_role
 pytestmark = pytest.mark.django_db
 
 TARGET = f"schema:{AUDIT_SCHEMA}"
-
-
-@pytest.fixture
-def owner(platform_config):
-    return user_with_role("olivia", GOVERNANCE_OWNER)
-
-
-@pytest.fixture
-def approver(platform_config):
-    return user_with_role("arthur", GOVERNANCE_APPROVER)
 
 
 @pytest.fixture
