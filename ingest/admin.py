@@ -12,10 +12,18 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from governance.models import EventClass
+from telemetry_platform.conf import telemetry_settings
 
-from .models import ApiKey, Event, PurgeRun
+from .artifacts.selectors import (
+    performance_regression_list,
+    performance_series_list,
+    performance_source_list,
+)
+from .artifacts.trends import trend_chart_svg
+from .models import ApiKey, Event, PerformanceTrend, PurgeRun
 from .retention import purge_preview
 from .services import api_key_create, api_key_revoke, api_key_scope_update
 from .tasks import purge_expired_events
@@ -215,3 +223,68 @@ class PurgeRunAdmin(admin.ModelAdmin):
             "previews": previews,
         }
         return TemplateResponse(request, "admin/ingest/purgerun/dry_run.html", context)
+
+
+@admin.register(PerformanceTrend)
+class PerformanceTrendAdmin(admin.ModelAdmin):
+    """Per metric path: value over builds with its budget line and failures; regressions."""
+
+    def has_view_permission(
+        self, request: HttpRequest, obj: PerformanceTrend | None = None
+    ) -> bool:
+        """Return True for users who may view trends, or the stored events they come from."""
+        return super().has_view_permission(request, obj) or request.user.has_perm(
+            "ingest.view_event"
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: PerformanceTrend | None = None
+    ) -> bool:
+        return False
+
+    def has_delete_permission(
+        self, request: HttpRequest, obj: PerformanceTrend | None = None
+    ) -> bool:
+        return False
+
+    def get_urls(self) -> list:
+        view = self.admin_site.admin_view
+        return [path("", view(self.changelist_view), name="ingest_performancetrend_changelist")]
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict | None = None
+    ) -> HttpResponse:
+        """The trends page: the regression list, then one chart per (source, metric path)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        source = request.GET.get("source", "")
+        metric = request.GET.get("metric", "")
+        series = performance_series_list(source=source or None, metric=metric)
+        regressions = performance_regression_list(series=series)
+        regressed = {(r.series.source, r.series.metric_path) for r in regressions}
+        charts = [
+            {
+                "series": item,
+                "svg": mark_safe(trend_chart_svg(item)),  # noqa: S308 (every value escaped)
+                "regressed": (item.source, item.metric_path) in regressed,
+            }
+            for item in series
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Performance trends",
+            "opts": self.model._meta,
+            "sources": performance_source_list(),
+            "source": source,
+            "metric": metric,
+            "charts": charts,
+            "regressions": regressions,
+            "baseline_builds": telemetry_settings.PERF_REGRESSION_BASELINE_BUILDS,
+            "threshold_percent": telemetry_settings.PERF_REGRESSION_THRESHOLD_PERCENT,
+            "max_builds": telemetry_settings.PERF_TREND_MAX_BUILDS,
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/ingest/performancetrend/trends.html", context)

@@ -76,4 +76,10 @@ def metric_catalogue() -> list[CatalogueEntry]:
             entries[family.name] = CatalogueEntry(family.name, family.type, family.documentation)
     for definition in MetricDefinition.objects.filter(enabled=True):
         entries[definition.name] = CatalogueEntry(definition.name, definition.kind, definition.help)
+    from .service_metrics import service_metric_names
+
+    # Service counters that services have posted (service_metric events) are emitted too.
+    for name, kind in service_metric_names().items():
+        if name not in entries and not name.startswith(PLATFORM_PREFIXES):
+            entries[name] = CatalogueEntry(name, kind)
     return sorted(entries.values(), key=lambda entry: entry.name)

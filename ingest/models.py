@@ -147,3 +147,12 @@ class PurgeRun(models.Model):
 
     def __str__(self) -> str:
         return f"purge {self.event_class_id} {self.started_at:%Y-%m-%d %H:%M} {self.status}"
+
+
+class PerformanceTrend(Event):
+    """The performance_budget_sample events, seen as trends per metric path (admin page)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "performance trend"
+        verbose_name_plural = "performance trends"

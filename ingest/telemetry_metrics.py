@@ -126,14 +126,34 @@ class TelemetryMetricsCollector(Collector):
             logger.warning("telemetry metrics unavailable (%s)", type(exc).__name__)
 
 
+class BareCounter(Metric):
+    """A counter whose samples carry exactly its name, without ``_total``.
+
+    Rules reference such names (``openagents_sync_client_telemetry_event_count``), but
+    prometheus_client prints a counter family's TYPE line as ``<name>_total``. The family is
+    therefore built ``unknown``, and ``/metrics`` (telemetry_platform.metrics) writes its TYPE
+    line as ``counter``, which the text format 0.0.4 allows for any name.
+    """
+
+    def __init__(self, name: str, documentation: str) -> None:
+        super().__init__(name, documentation, "unknown")
+
+
+def counter_family(name: str, documentation: str) -> Metric:
+    """Return the family for a counter whose samples are named exactly ``name``."""
+    if name.endswith("_total"):
+        # prometheus_client names a counter family without the suffix and adds it back.
+        return Metric(name.removesuffix("_total"), documentation, "counter")
+    return BareCounter(name, documentation)
+
+
 def _family(name: str, definition: dict, data: dict[bytes, bytes]) -> Metric:
     label_names = definition["labels"]
     kind = definition["kind"]
-    if kind == "counter" and not name.endswith("_total"):
-        # The exposition format names counters <name>_total; rules reference the bare
-        # name, so the family is exposed untyped under exactly that name (rate() works).
-        kind = "unknown"
-    family = Metric(name, definition["help"], kind)
+    if kind == "counter":
+        family = counter_family(name, definition["help"])
+    else:
+        family = Metric(name, definition["help"], kind)
     for raw_field, raw_value in sorted(data.items()):
         series, _, part = raw_field.decode().rpartition("|")
         labels = dict(zip(label_names, json.loads(series), strict=True))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.conf import settings as django_settings
+
+from .env import env_int, env_str
 
 DEFAULTS: dict[str, Any] = {
     # Largest request body accepted by POST /api/v1/events, in bytes (413 beyond it).
@@ -33,6 +36,9 @@ DEFAULTS: dict[str, Any] = {
     "PURGE_BATCH_SIZE": 10_000,
     # How often (seconds) a process checks whether schemas or policies changed.
     "PLAN_REFRESH_SECONDS": 1.0,
+    # How long a process reuses a verified API key's row (seconds; 0: read it every request).
+    # A revocation, expiry or scope change made elsewhere takes effect within this bound.
+    "API_KEY_CACHE_SECONDS": 1.0,
     # Keys for keyed hashes: key id -> secret. The active key hashes new data.
     "HASH_KEYS": {"k1": "dev-insecure-hash-key-change-me"},
     "HASH_KEY_ID": "k1",
@@ -45,6 +51,41 @@ DEFAULTS: dict[str, Any] = {
         r"(?i)(pass(word|wd)?|secret|token|authorization|api[_-]?key|private[_-]?key"
         r"|credential|cookie|session[_-]?key)"
     ),
+    # -- policy review (read from the environment here, not in settings.py)
+    # A policy whose last review or approved change is older than this is due for review.
+    "POLICY_REVIEW_DAYS": env_int("TELEMETRY_POLICY_REVIEW_DAYS", 90),
+    # A field-policy change request previews this many of the schema's latest stored events.
+    "CHANGE_PREVIEW_EVENTS": env_int("TELEMETRY_CHANGE_PREVIEW_EVENTS", 5),
+    # -- artifacts and service counters (read from the environment here, not in settings.py)
+    # Regression list: the latest build's value against the median of this many earlier builds.
+    "PERF_REGRESSION_BASELINE_BUILDS": env_int("TELEMETRY_PERF_REGRESSION_BASELINE_BUILDS", 5),
+    # ... flagged when worse (higher) than that median by more than this percentage.
+    "PERF_REGRESSION_THRESHOLD_PERCENT": float(
+        env_str("TELEMETRY_PERF_REGRESSION_THRESHOLD_PERCENT", "10")
+    ),
+    # Most recent builds drawn per metric path on the trends page.
+    "PERF_TREND_MAX_BUILDS": env_int("TELEMETRY_PERF_TREND_MAX_BUILDS", 50),
+    # Sign-off budget names that do not follow the metric path: budget name -> metric path.
+    # (Others match a path's trailing segments joined by "_", e.g. root_p95_ms -> boot.root.p95_ms.)
+    "PERF_BUDGET_ALIASES": json.loads(
+        env_str(
+            "TELEMETRY_PERF_BUDGET_ALIASES",
+            json.dumps(
+                {
+                    "wasm_p95_ms": "boot.wasm_asset.p95_ms",
+                    "rss_growth_kb": "soak.rss_kb.growth",
+                    "js_asset_bytes": "boot.asset_sizes.js_bytes",
+                    "wasm_asset_bytes": "boot.asset_sizes.wasm_bytes",
+                }
+            ),
+        )
+    ),
+    # Service counters on /metrics: label sets per metric name beyond this fold into one
+    # series, and at most this many metric names are exposed.
+    "SERVICE_METRIC_MAX_SERIES": env_int("TELEMETRY_SERVICE_METRIC_MAX_SERIES", 1000),
+    "SERVICE_METRIC_MAX_NAMES": env_int("TELEMETRY_SERVICE_METRIC_MAX_NAMES", 500),
+    # Name prefix of the service_metric events made from delivery diagnostics snapshots.
+    "DIAGNOSTICS_METRIC_PREFIX": env_str("TELEMETRY_DIAGNOSTICS_METRIC_PREFIX", "khala.delivery"),
 }
 
 

@@ -2,8 +2,15 @@
 
 from django.urls import path
 
+from .artifacts import DiagnosticsSnapshotIngestApi, PerfSignoffIngestApi
 from .views import EventBatchIngestApi
 
 urlpatterns = [
     path("events", EventBatchIngestApi.as_view(), name="event-batch-ingest"),
+    path("artifacts/perf-signoff", PerfSignoffIngestApi.as_view(), name="perf-signoff-ingest"),
+    path(
+        "artifacts/diagnostics",
+        DiagnosticsSnapshotIngestApi.as_view(),
+        name="diagnostics-snapshot-ingest",
+    ),
 ]
