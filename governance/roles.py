@@ -37,6 +37,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "governance.add_metricdefinition",
         "governance.change_metricdefinition",
         "ingest.view_purgerun",
+        "ingest.view_performancetrend",
     ),
     GOVERNANCE_APPROVER: (
         *GOVERNANCE_VIEW,
@@ -44,6 +45,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "governance.apply_changerequest",
         "governance.review_policy",
         "ingest.view_purgerun",
+        "ingest.view_performancetrend",
     ),
     SECURITY_ANALYST: AUDIT_SEARCH,
     READ_ONLY_AUDITOR: (
@@ -51,6 +53,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         *AUDIT_SEARCH,
         "ingest.view_purgerun",
         "ingest.view_apikey",
+        "ingest.view_performancetrend",
     ),
 }
 PLATFORM_ADMIN_APPS = ("governance", "ingest", "audit", "auth", "django_celery_beat", "authtoken")
@@ -69,7 +72,11 @@ def roles_sync(*, group_model: Any, permission_model: Any) -> list[str]:
                 content_type__app_label__in=PLATFORM_ADMIN_APPS
             )
         else:
-            permissions = [_permission(permission_model, name) for name in wanted]
+            permissions = [
+                permission
+                for name in wanted
+                if (permission := _permission(permission_model, name)) is not None
+            ]
         before = set(group.permissions.values_list("pk", flat=True))
         group.permissions.set(permissions)
         if created or before != set(group.permissions.values_list("pk", flat=True)):
@@ -78,5 +85,8 @@ def roles_sync(*, group_model: Any, permission_model: Any) -> list[str]:
 
 
 def _permission(permission_model: Any, name: str) -> Any:
+    """The permission, or None while its model's migration has not run (bootstrap re-syncs)."""
     app_label, codename = name.split(".")
-    return permission_model.objects.get(content_type__app_label=app_label, codename=codename)
+    return permission_model.objects.filter(
+        content_type__app_label=app_label, codename=codename
+    ).first()

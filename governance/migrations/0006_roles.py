@@ -24,7 +24,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("governance", "0005_change_requests"),
         ("audit", "0002_security_group"),
-        ("ingest", "0005_audit_chain"),
+        ("ingest", "0006_performance_trend"),
         ("authtoken", "0004_alter_tokenproxy_options"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]

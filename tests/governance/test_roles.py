@@ -35,6 +35,7 @@ CAPABILITIES = {
         "governance.add_metricdefinition",
     ),
     "search and export audit events": ("audit.search_auditevent",),
+    "view performance trends": ("ingest.view_performancetrend",),
     "view API keys": ("ingest.view_apikey",),
     "create and revoke API keys": ("ingest.add_apikey", "ingest.change_apikey"),
     "manage users and roles": ("auth.change_user", "auth.change_group"),
@@ -66,6 +67,18 @@ def test_the_readme_matrix_is_what_each_role_can_do(platform_config):
         for capability, permissions in CAPABILITIES.items():
             allowed = all(user.has_perm(permission) for permission in permissions)
             assert allowed == matrix[capability][role], (role, capability)
+
+
+def test_every_permission_the_matrix_names_exists(db):
+    """A typo in governance/roles.py would otherwise be skipped silently by the sync."""
+    from django.contrib.auth.models import Permission
+
+    for names in ROLE_PERMISSIONS.values():
+        for name in names:
+            app_label, codename = name.split(".")
+            assert Permission.objects.filter(
+                content_type__app_label=app_label, codename=codename
+            ).exists(), name
 
 
 def test_bootstrap_restores_a_role_someone_edited(platform_config):
