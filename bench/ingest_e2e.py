@@ -64,7 +64,6 @@ sys.path.insert(0, str(ROOT))
 
 from tests.factories import (  # noqa: E402 (needs the repo on sys.path; no Django settings)
     CLIENT_TELEMETRY_MESSAGE,
-    CLIENT_TELEMETRY_POLICY,
     CLIENT_TELEMETRY_PROTO,
     CLIENT_TELEMETRY_SCHEMA,
     client_telemetry_events,
@@ -73,6 +72,7 @@ from tests.factories import (  # noqa: E402 (needs the repo on sys.path; no Djan
 PYTHON = sys.executable
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 PG_SERVER = "postgres://root@127.0.0.1:5432"
+# Overridable with --database / --redis-db (see use_targets) so concurrent runs can coexist.
 BENCH_DB = "telemetry_bench"
 DATABASE_URL = f"{PG_SERVER}/{BENCH_DB}"
 REDIS_URL = "redis://127.0.0.1:6379/13"
@@ -88,6 +88,16 @@ COPY_FRACTION_AIM = 0.5
 
 
 # -- environment and set-up ------------------------------------------------------------
+
+
+def use_targets(database: str, redis_db: int) -> None:
+    """Point the bench at another database and Redis db (module-level settings)."""
+    global BENCH_DB, DATABASE_URL, REDIS_URL
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", database):
+        raise SystemExit(f"--database must be a plain lower-case identifier, not {database!r}")
+    BENCH_DB = database
+    DATABASE_URL = f"{PG_SERVER}/{BENCH_DB}"
+    REDIS_URL = f"redis://127.0.0.1:6379/{int(redis_db)}"
 
 
 def server_env(**extra: str) -> dict[str, str]:
@@ -132,22 +142,21 @@ def manage(*args: str, env: dict[str, str]) -> str:
 
 
 def platform_setup(env: dict[str, str], workdir: Path) -> str:
-    """Bootstrap the bench database, register the contract and its policy; return an API key."""
+    """Bootstrap the bench database, register the contract and its policy; return an API key.
+
+    The contract and its shipped policy are registered the way the tests do it
+    (``tests.factories.client_telemetry_schema_register``: the registry and policy
+    services, no change-request review), so the bench does not depend on the commands'
+    approval workflow.
+    """
     manage("bootstrap", "--verbosity", "0", env=env)
-    proto = workdir / "client_telemetry.proto"
-    proto.write_text(CLIENT_TELEMETRY_PROTO, encoding="utf-8")
     manage(
-        "register_schema",
-        str(proto),
-        "--message",
-        CLIENT_TELEMETRY_MESSAGE,
-        "--name",
-        CLIENT_TELEMETRY_SCHEMA,
-        "--event-class",
-        "client_diagnostic",
+        "shell",
+        "-c",
+        "from tests.factories import client_telemetry_schema_register; "
+        "client_telemetry_schema_register()",
         env=env,
     )
-    manage("apply_policy", str(CLIENT_TELEMETRY_POLICY), env=env)
     return manage("create_api_key", "--name", API_KEY_NAME, env=env).strip()
 
 
@@ -677,9 +686,10 @@ def profile_server(batches: int) -> dict[str, Any]:
     Whole requests go through Django's test client (middleware, DRF, API-key auth, rate
     limit, pipeline, response rendering; no HTTP server) with timing wrappers around the
     functions on the real call path, so every step is measured inside the same requests;
-    the "rest" lines are what the wrapped steps leave over. The event INSERT is split by
-    a Django execute wrapper into psycopg's client-side binding (``mogrify``, what
-    ``execute`` does first) and PostgreSQL's execution of the bound statement. Medians
+    the "rest" lines are what the wrapped steps leave over. The store step (rows COPied
+    into the staging table, then one INSERT ... SELECT) is split by a Django execute
+    wrapper around the INSERT into psycopg's client-side binding (``mogrify``) and
+    PostgreSQL's execution of the bound statement; the rest is encoding and COPY. Medians
     over the batches, wall µs per event. A cProfile of ``ingest_batch`` follows.
     """
     import cProfile
@@ -723,7 +733,7 @@ def profile_server(batches: int) -> dict[str, Any]:
         setattr(owner, name, timed)
 
     def split_insert(execute: Callable, sql: str, params: Any, many: bool, context: dict) -> Any:
-        if many or not sql.lstrip().startswith("INSERT INTO ingest_event"):
+        if many or "INSERT INTO ingest_event" not in sql:
             return execute(sql, params, many, context)
         raw = context["cursor"].cursor  # the psycopg cursor (client-side binding)
         began = tick()
@@ -776,12 +786,12 @@ def profile_server(batches: int) -> dict[str, Any]:
             "resolve schema": g("resolve schema"),
             "validate (parse, size check)": g("validate"),
             "redact": g("redact"),
-            "envelope (roles, time window, MessageToDict)": g("envelope"),
-            "  of which MessageToDict": g("MessageToDict"),
-            "INSERT (persist_events)": g("INSERT"),
-            "    params + json.dumps + SQL text": g("INSERT") - g("bind") - g("execute"),
+            "envelope (roles, time window, payload dict)": g("envelope"),
+            "  of which MessageToDict (renderer fallback only)": g("MessageToDict"),
+            "store (persist_events)": g("INSERT"),
+            "    rows encoded + COPY to the staging table": g("INSERT") - g("bind") - g("execute"),
             "    psycopg client-side binding (mogrify)": g("bind"),
-            "    PostgreSQL executes the INSERT": g("execute"),
+            "    PostgreSQL runs INSERT ... SELECT ... RETURNING": g("execute"),
             "commit": g("commit"),
             "rest of ingest_batch (loop, results, metrics, refresh)": g("ingest_batch")
             - pipeline_steps
@@ -1006,7 +1016,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     runs = report["runs"]
     started = time.perf_counter()
     try:
-        print(f"set-up: database {BENCH_DB}, Redis db 13, work dir {workdir}", flush=True)
+        print(f"set-up: database {BENCH_DB}, Redis {REDIS_URL}, work dir {workdir}", flush=True)
         db_create()
         env = server_env()
         secret = platform_setup(env, workdir)
@@ -1259,6 +1269,10 @@ def profile_subprocess(secret: str, batches: int, workdir: Path) -> dict[str, An
             "--profile-server",
             "--profile-batches",
             str(batches),
+            "--database",
+            BENCH_DB,
+            "--redis-db",
+            REDIS_URL.rsplit("/", 1)[1],
         ],
         cwd=ROOT,
         env=env,
@@ -1297,8 +1311,13 @@ def main() -> int:
         help="wait up to S seconds for the machine to be < 20%% busy before measuring",
     )
     parser.add_argument("--keep-database", action="store_true")
+    parser.add_argument(
+        "--database", default=BENCH_DB, help="bench database (created and dropped by the run)"
+    )
+    parser.add_argument("--redis-db", type=int, default=13, help="Redis database number")
     parser.add_argument("--profile-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    use_targets(args.database, args.redis_db)
 
     if args.profile_server:
         print(json.dumps(profile_server(args.profile_batches)))

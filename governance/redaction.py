@@ -374,7 +374,56 @@ def _leaf_applier(plan: RedactionPlan, rule: FieldRule) -> _Applier | None:
             return _map_scan_applier(plan, plan.scanner, rule)
         return None
     op = _string_op(plan, rule)
-    return None if op is None else _batch_applier(plan, [op])
+    if op is not None:
+        return _batch_applier(plan, [op])
+    if (
+        rule.is_string
+        and not rule.unclassified
+        and not rule.leaf_repeated
+        and not rule.leaf_has_presence
+        and rule.action == RedactionAction.KEEP
+        and rule.classification == Classification.PSEUDONYMOUS_ID
+    ):
+        return _pseudonym_applier(plan, rule)
+    return None
+
+
+def _pseudonym_applier(plan: RedactionPlan, rule: FieldRule) -> _Applier:
+    """``_apply`` -> ``_keep`` for a kept pseudonymous id in a singular proto3 string: a
+    value that is not yet a one-way hash is refused or hashed, then scanned if asked."""
+    name = rule.path[-1]
+    dotted = rule.dotted
+    is_pseudonym = PSEUDONYM_RE.match
+    reject = plan.unhashed_pseudonym == UNCLASSIFIED_REJECT
+    hash_value = plan.hasher
+    scanner = plan.scanner if rule.scan else None
+
+    def apply_pseudonym(parent: Message, record: list[tuple[str, str]]) -> PolicyRejection | None:
+        value = getattr(parent, name)
+        if not value:
+            return None
+        changed = False
+        if not is_pseudonym(value):
+            if reject:
+                return PolicyRejection(
+                    "not_pseudonymous",
+                    dotted,
+                    "must be a one-way hash ('sha256:' and 64 hex digits)",
+                )
+            value = hash_value(value)
+            changed = True
+            record.append((dotted, "hash_at_edge"))
+        if scanner is not None:
+            scanned, fired = scan_text(scanner, value)
+            if fired:
+                value = scanned
+                changed = True
+                record.extend((dotted, f"scanner:{hit}") for hit in fired)
+        if changed:
+            setattr(parent, name, value)
+        return None
+
+    return apply_pseudonym
 
 
 class _Labels(dict):

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -16,6 +17,7 @@ from django.utils import timezone
 from audit.services import audit_event_record
 from governance.models import EventClass
 from governance.redaction import generalize_ip
+from telemetry_platform.conf import telemetry_settings
 
 from . import metrics
 from .models import ApiKey
@@ -86,6 +88,7 @@ def api_key_revoke(*, api_key: ApiKey, actor: AbstractBaseUser | None) -> ApiKey
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+        _api_key_forget_on_commit(api_key.prefix)
         audit_event_record(
             event_name="platform.api_key.revoked",
             actor=actor,
@@ -111,6 +114,7 @@ def api_key_scope_update(
             changed.append(name)
     if changed:
         stored.save(update_fields=changed)
+        _api_key_forget_on_commit(stored.prefix)
         audit_event_record(
             event_name="platform.api_key.scope_changed",
             actor=actor,
@@ -147,14 +151,58 @@ def auth_failure_record(*, code: str, presented: str, client_address: str) -> bo
     return True
 
 
+# Verified keys per process, by prefix: (secret hash, key, when it was read). A cached
+# key is read again once it is API_KEY_CACHE_SECONDS old, so a revocation, expiry or scope
+# change made elsewhere takes effect within that bound in every worker (immediately in the
+# process that made it). Failed lookups are never cached.
+_verified: dict[str, tuple[str, ApiKey, float]] = {}
+_VERIFIED_MAX = 1024
+
+
+def api_key_cache_forget(prefix: str | None = None) -> None:
+    """Forget a cached key (all keys when ``prefix`` is None); the next use reads it again."""
+    if prefix is None:
+        _verified.clear()
+    else:
+        _verified.pop(prefix, None)
+
+
+def _api_key_forget_on_commit(prefix: str) -> None:
+    # Now (this transaction's own reads) and after commit (reads in between saw the old row).
+    api_key_cache_forget(prefix)
+    transaction.on_commit(lambda: api_key_cache_forget(prefix))
+
+
+def _api_key_lookup(prefix: str) -> tuple[str, ApiKey] | None:
+    ttl = telemetry_settings.API_KEY_CACHE_SECONDS
+    now = time.monotonic()
+    cached = _verified.get(prefix)
+    if cached is not None and now - cached[2] < ttl:
+        return cached[0], cached[1]
+    api_key = ApiKey.objects.filter(prefix=prefix).first()
+    if api_key is None:
+        _verified.pop(prefix, None)
+        return None
+    if ttl > 0:
+        if len(_verified) >= _VERIFIED_MAX:
+            _verified.clear()
+        _verified[prefix] = (api_key.secret_hash, api_key, now)
+    return api_key.secret_hash, api_key
+
+
 def api_key_authenticate(*, presented: str) -> AuthOutcome:
-    """Check a presented key; record when it was last used (at most once a minute)."""
+    """Check a presented key; record when it was last used (at most once a minute).
+
+    The key's row is cached per process for at most API_KEY_CACHE_SECONDS (see
+    ``_verified``); the secret is checked on every request.
+    """
     parts = presented.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         return AuthOutcome(None, "invalid_api_key", "unknown API key")
-    api_key = ApiKey.objects.filter(prefix=parts[1]).first()
-    if api_key is None or not hmac.compare_digest(api_key.secret_hash, _secret_hash(presented)):
+    found = _api_key_lookup(parts[1])
+    if found is None or not hmac.compare_digest(found[0], _secret_hash(presented)):
         return AuthOutcome(None, "invalid_api_key", "unknown API key")
+    api_key = found[1]
     if api_key.revoked_at is not None:
         return AuthOutcome(None, "revoked_api_key", "this API key has been revoked")
     now = timezone.now()
@@ -162,6 +210,8 @@ def api_key_authenticate(*, presented: str) -> AuthOutcome:
         return AuthOutcome(None, "expired_api_key", "this API key has expired")
     if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_GRANULARITY:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        # The cached row remembers the write, so the next one is a minute away.
+        api_key.last_used_at = now
     return AuthOutcome(api_key)
 
 

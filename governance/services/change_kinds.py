@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.dateparse import parse_datetime
 
@@ -250,7 +251,7 @@ def scanner_rule_validate(target: str, payload: Any) -> dict[str, Any]:
     name = _target_name(target, "scanner_rule")
     try:
         identifier_validator(name)
-    except Exception:
+    except ValidationError:
         raise invalid(
             f"rule name {name!r}: lower-case letters, digits and underscores, starting "
             "with a letter (at most 40)"

@@ -323,6 +323,7 @@ COMPILED_VS_GENERIC_EVENTS = [
         "tags": ["t1", "alice@example.com"],
     },
     {"note": "", "actor": {}, "lines": [{}], "tags": [""], "attributes": {"k": ""}},
+    {"actor_scope_hash": "sha256:" + "ab" * 32, "user_id": "u 4111 1111 1111 1111"},
 ]
 COMPILED_VS_GENERIC_PLANS = [
     {},
@@ -345,6 +346,10 @@ COMPILED_VS_GENERIC_PLANS = [
         "tags": PolicySpec("personal", "hash"),
     },
     {"secret_note": PolicySpec("secret", "reject_event")},
+    {
+        "actor_scope_hash": PolicySpec("pseudonymous_id", "keep", scan=True),
+        "user_id": PolicySpec("pseudonymous_id", "keep", scan=True),
+    },
 ]
 
 
