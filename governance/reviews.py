@@ -14,11 +14,19 @@ from google.protobuf import json_format
 from telemetry_platform.conf import telemetry_settings
 
 from .choices import ChangeKind, ChangeStatus, Classification, RedactionAction, RevisionStatus
-from .models import ChangeRequest, EventClass, PolicyReview, PolicyVersion, Schema, SchemaRevision
+from .defaults import PLATFORM_SOURCE
+from .models import (
+    ChangeRequest,
+    EventClass,
+    FieldPolicy,
+    PolicyReview,
+    PolicyVersion,
+    Schema,
+    SchemaRevision,
+)
 from .redaction import PolicySpec, redact_message, redaction_plan_compile
 from .schemas import load_schema
 from .selectors import content_scanner_get, field_policy_specs, revision_leaf_paths
-from .services.change_kinds import describe_spec
 
 RISKY_CLASSIFICATIONS = frozenset({Classification.PERSONAL, Classification.SECRET})
 
@@ -93,6 +101,15 @@ def _field_changes(schema: Schema) -> dict[tuple[str, str], FieldChange]:
     return last
 
 
+def _action_text(policy: FieldPolicy | None) -> str:
+    if policy is None:
+        return "—"
+    text = policy.action
+    if policy.keep_chars is not None:
+        text += f" ({policy.keep_chars})"
+    return text + (" + scan" if policy.scan else "")
+
+
 def policy_review_matrix(schema: Schema) -> list[RevisionMatrix]:
     """Per live revision (newest first), every field with its policy and last reviewed change."""
     changes = _field_changes(schema)
@@ -108,16 +125,7 @@ def policy_review_matrix(schema: Schema) -> list[RevisionMatrix]:
                     path=path,
                     classification=policy.classification if policy else "",
                     action=policy.action if policy else "",
-                    policy=describe_spec(
-                        None
-                        if policy is None
-                        else {
-                            "classification": policy.classification,
-                            "action": policy.action,
-                            "keep_chars": policy.keep_chars,
-                            "scan": policy.scan,
-                        }
-                    ),
+                    policy=_action_text(policy),
                     last_change=changes.get((str(revision.version), path)),
                     updated_at=policy.updated_at if policy else None,
                     unclassified=policy is None,
@@ -282,11 +290,14 @@ def change_request_preview(
             revision, field_policy_specs(revision), fields
         )
         preview = RevisionPreview(revision, not_recoverable=not_recoverable)
-        stored = (
-            Event.objects.filter(event_class_id=schema.event_class_id, schema_revision=revision)
-            .order_by("-occurred_at")
-            .only("event_id", "occurred_at", "payload")[:limit]
-        )
+        of_revision = Event.objects.filter(
+            event_class_id=schema.event_class_id, schema_revision=revision
+        ).only("event_id", "occurred_at", "payload")
+        # Senders' events first: the platform's own audit events (of this very request,
+        # among others) only when there is nothing else.
+        stored = list(
+            of_revision.exclude(source=PLATFORM_SOURCE).order_by("-occurred_at")[:limit]
+        ) or list(of_revision.order_by("-occurred_at")[:limit])
         for event in stored:
             message = compiled.message_class()
             try:
