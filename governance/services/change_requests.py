@@ -285,7 +285,7 @@ def change_request_apply(
     change_request.save(
         update_fields=["status", "applied_by", "applied_at", "applied_version", "target"]
     )
-    _audit("applied", change_request, actor, version=str(version), outcome=outcome[:300])
+    _audit("applied", change_request, actor, version=str(version), changes=outcome[:300])
     return change_request
 
 
