@@ -1,7 +1,8 @@
 """End-to-end ingest throughput through HTTP, with the server run as ``make run`` runs it.
 
 What is measured, all in one run against a dedicated database (``telemetry_bench``,
-created, bootstrapped and dropped by this script) and Redis db 13:
+or ``--database``; created, bootstrapped and dropped by this script) and Redis db 13
+(or ``--redis-db``):
 
 * **ours JSON / ours protobuf**: batches of 500 client telemetry events (the shape of
   ``tests.factories.client_telemetry_events``; unique event ids, occurred-at within the

@@ -39,3 +39,4 @@ class RejectCode:
     EVENT_TOO_LARGE = "event_too_large"
     CLOCK_SKEW = "clock_skew"
     EXPIRED = "expired"
+    INVALID_VALUE = "invalid_value"

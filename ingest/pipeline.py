@@ -131,6 +131,7 @@ class PreparedEvent:
     warnings: list[str]
     redactions: list[tuple[str, str]] = dataclass_field(default_factory=list)
     metrics: tuple = ()
+    payload_json: str = ""  # the payload encoded once, as stored
 
     @property
     def key(self) -> tuple[str, str, str, datetime]:
@@ -487,6 +488,12 @@ def _envelope(
         if render is not None
         else json_format.MessageToDict(message, preserving_proto_field_name=True)
     )
+    payload_json = _json_dumps(payload)
+    request_id = text[FieldRole.REQUEST_ID](message)[:MAX_IDENTIFIER_LENGTH]
+    actor_hash = text[FieldRole.ACTOR](message)[:MAX_IDENTIFIER_LENGTH]
+    if "\\u0000" in payload_json or "\x00" in source + event_id + request_id + actor_hash:
+        # PostgreSQL stores no NUL character (text or jsonb): refuse this event, not the batch.
+        return Rejection(RejectCode.INVALID_VALUE, NUL_MESSAGE, _nul_path(payload))
     return PreparedEvent(
         event_class=plan.event_class,
         schema_revision_id=plan.revision_id,
@@ -495,12 +502,34 @@ def _envelope(
         source=source,
         event_id=event_id,
         occurred_at=occurred_at,
-        request_id=text[FieldRole.REQUEST_ID](message)[:MAX_IDENTIFIER_LENGTH],
+        request_id=request_id,
         trace_id=_trace_id(text[FieldRole.TRACEPARENT](message)) or context.trace_id,
-        actor_hash=text[FieldRole.ACTOR](message)[:MAX_IDENTIFIER_LENGTH],
+        actor_hash=actor_hash,
         payload=payload,
+        payload_json=payload_json,
         warnings=["schema revision is deprecated"] if plan.deprecated else [],
     )
+
+
+NUL_MESSAGE = "contains a NUL character (\\u0000), which cannot be stored"
+
+
+def _nul_path(value: Any, path: str = "") -> str:
+    """The dotted path of the first string (or map key) holding a NUL character."""
+    if isinstance(value, str):
+        return path if "\x00" in value else ""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return here
+            if found := _nul_path(item, here):
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if found := _nul_path(item, f"{path}[{index}]"):
+                return found
+    return ""
 
 
 # -- persist --------------------------------------------------------------------------
@@ -641,7 +670,7 @@ def insert_events(
             event.trace_id,
             event.actor_hash,
             request_id,
-            dumps(event.payload),
+            event.payload_json or dumps(event.payload),
             dumps(event.redactions),
             *(chain.get(event.key, no_link) if chain else no_link),
         )

@@ -38,7 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "PLAN_REFRESH_SECONDS": 1.0,
     # How long a process reuses a verified API key's row (seconds; 0: read it every request).
     # A revocation, expiry or scope change made elsewhere takes effect within this bound.
-    "API_KEY_CACHE_SECONDS": 1.0,
+    "API_KEY_CACHE_SECONDS": float(env_str("TELEMETRY_API_KEY_CACHE_SECONDS", "1")),
     # Keys for keyed hashes: key id -> secret. The active key hashes new data.
     "HASH_KEYS": {"k1": "dev-insecure-hash-key-change-me"},
     "HASH_KEY_ID": "k1",

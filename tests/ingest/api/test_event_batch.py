@@ -81,6 +81,21 @@ def test_bad_events_are_rejected_without_affecting_the_rest(ingest_client):
     assert stored_events().count() == 1
 
 
+def test_a_nul_character_rejects_its_event_not_the_batch(ingest_client):
+    """PostgreSQL stores no NUL: such an event is rejected with the field's path, and the
+    rest of the batch is stored (not a 503 that a client would retry for ever)."""
+    in_attribute = audit_event(attributes={"note": "before\u0000after"})
+    in_request_id = audit_event(request_id="req\u0000x")
+    response = ingest_client.post(batch(audit_event(), in_attribute, in_request_id))
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["accepted", "rejected", "rejected"]
+    assert (results[1]["code"], results[1]["field"]) == ("invalid_value", "attributes.note")
+    assert results[2]["code"] == "invalid_value"
+    assert "before" not in response.content.decode()
+    assert stored_events().count() == 1
+
+
 def test_unknown_and_missing_schema_are_rejected_per_event(ingest_client):
     """Items naming no schema or an unregistered one are rejected with field 'schema'."""
     body = {"events": [{"schema": "no.such.schema", "event": {}}, {"event_name": "x"}]}
