@@ -2,31 +2,26 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
-from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ingest import metrics, pipeline
+from ingest import pipeline
 from ingest.artifacts.common import ParsedArtifact
 from ingest.artifacts.diagnostics import diagnostics_snapshot_parse
 from ingest.artifacts.perf_signoff import perf_signoff_parse
 from ingest.artifacts.services import DIAGNOSTICS, PERF_SIGNOFF, parsed_artifact_ingest
 from ingest.codes import BatchCode
-from ingest.models import ApiKey
-from ingest.ratelimit import rate_limit_take
-from telemetry_platform.api_errors import error_response
 from telemetry_platform.conf import telemetry_settings
 
 from .authentication import ApiKeyAuthentication
 from .schema import error
-from .views import RETRY_AFTER_SECONDS, IsApiKeyClient, gunzip_bounded
+from .steps import IsApiKeyClient, answered, key_context, rate_limited, request_body
 
 MAX_LABEL_LENGTH = 200
 
@@ -134,18 +129,7 @@ class _ArtifactIngestApi(APIView):
 
     def handle_artifact(self, request: Request) -> Response:
         """Answer the artifact in the request: one result per item, or the error."""
-        started = time.perf_counter()
-        try:
-            response = self._respond(request)
-        except pipeline.BatchError as exc:
-            response = error_response(exc.code, exc.message, status=exc.status, field=exc.field)
-        except pipeline.RetryableError as exc:
-            response = error_response(
-                BatchCode.STORE_UNAVAILABLE, str(exc), status=status.HTTP_503_SERVICE_UNAVAILABLE
-            )
-            response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-        return response
+        return answered(lambda: self._respond(request))
 
     def _respond(self, request: Request) -> Response:
         content_type = (request.content_type or "").split(";")[0].strip().lower()
@@ -153,62 +137,14 @@ class _ArtifactIngestApi(APIView):
             raise pipeline.BatchError(
                 BatchCode.UNSUPPORTED_CONTENT_TYPE, "send Content-Type: application/json"
             )
-        body = self._body(request)
-        api_key: ApiKey = request.auth
-        context = pipeline.IngestContext(
-            source=api_key.source,
-            request_id=getattr(request, "request_id", ""),
-            scope=pipeline.KeyScope(
-                sources=frozenset(api_key.allowed_sources),
-                surfaces=frozenset(api_key.allowed_surfaces),
-                event_classes=frozenset(api_key.allowed_event_classes),
-                schemas=tuple(api_key.allowed_schemas),
-            ),
-        )
+        body = request_body(request)
+        context = key_context(request)
         parsed = self.parse(request, body, context)
-        rate = api_key.rate_limit_per_second
-        if rate is None:
-            rate = telemetry_settings.RATE_LIMIT_EVENTS_PER_SECOND
-        decision = rate_limit_take(
-            bucket=f"key:{api_key.pk}",
-            cost=max(1, len(parsed.items)),
-            rate=rate,
-            burst=rate * telemetry_settings.RATE_LIMIT_BURST_SECONDS,
-        )
-        if not decision.allowed:
-            response = error_response(
-                BatchCode.RATE_LIMITED,
-                f"rate limit of {rate:g} events/s for this key exceeded; retry later",
-                status=status.HTTP_429_TOO_MANY_REQUESTS,
-            )
-            response["Retry-After"] = str(decision.retry_after)
-            return response
+        refused = rate_limited(request, max(1, len(parsed.items)))
+        if refused is not None:
+            return refused
         report = parsed_artifact_ingest(parsed=parsed, kind=self.kind, context=context)
         return Response(report.as_dict())
-
-    @staticmethod
-    def _body(request: Request) -> bytes:
-        limit = telemetry_settings.MAX_BODY_BYTES
-        too_large = pipeline.BatchError(
-            BatchCode.BODY_TOO_LARGE,
-            f"request body is larger than {limit} bytes",
-            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-        )
-        length = request.META.get("CONTENT_LENGTH") or "0"
-        if not length.isdigit() or int(length) > limit:
-            raise too_large
-        try:
-            body = request.body
-        except RequestDataTooBig:
-            raise too_large from None
-        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
-        if encoding in ("", "identity"):
-            return body
-        if encoding != "gzip":
-            raise pipeline.BatchError(
-                BatchCode.UNSUPPORTED_CONTENT_ENCODING, "Content-Encoding must be gzip or identity"
-            )
-        return gunzip_bounded(body, telemetry_settings.MAX_DECOMPRESSED_BYTES)
 
     @staticmethod
     def _label(request: Request, name: str) -> str:

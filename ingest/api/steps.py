@@ -1,0 +1,133 @@
+"""Steps every ingest endpoint shares: the bounded body, the key's context and rate limit,
+and answering pipeline errors (400/413 as they say, 503 with Retry-After)."""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable
+
+from django.core.exceptions import RequestDataTooBig
+from rest_framework import permissions, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ingest import metrics, pipeline
+from ingest.codes import BatchCode
+from ingest.models import ApiKey
+from ingest.ratelimit import rate_limit_take
+from telemetry_platform.api_errors import error_response
+from telemetry_platform.conf import telemetry_settings
+
+from .authentication import ApiKeyClient
+
+RETRY_AFTER_SECONDS = 5
+
+
+class IsApiKeyClient(permissions.BasePermission):
+    """Allow only requests authenticated with an API key."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        """Return True if the request carries a valid API key."""
+        return isinstance(request.user, ApiKeyClient)
+
+
+def answered(respond: Callable[[], Response]) -> Response:
+    """Run ``respond``; pipeline errors become their error responses. Times the request."""
+    started = time.perf_counter()
+    try:
+        response = respond()
+    except pipeline.BatchError as exc:
+        response = error_response(exc.code, exc.message, status=exc.status, field=exc.field)
+    except pipeline.RetryableError as exc:
+        response = error_response(
+            BatchCode.STORE_UNAVAILABLE, str(exc), status=status.HTTP_503_SERVICE_UNAVAILABLE
+        )
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+    return response
+
+
+def request_body(request: Request) -> bytes:
+    """The raw body within TELEMETRY_MAX_BODY_BYTES, inflated when gzip (bounded too)."""
+    limit = telemetry_settings.MAX_BODY_BYTES
+    too_large = pipeline.BatchError(
+        BatchCode.BODY_TOO_LARGE,
+        f"request body is larger than {limit} bytes",
+        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    )
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    if not length.isdigit() or int(length) > limit:
+        raise too_large
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise too_large from None
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding != "gzip":
+        raise pipeline.BatchError(
+            BatchCode.UNSUPPORTED_CONTENT_ENCODING, "Content-Encoding must be gzip or identity"
+        )
+    return gunzip_bounded(body, telemetry_settings.MAX_DECOMPRESSED_BYTES)
+
+
+def gunzip_bounded(body: bytes, limit: int) -> bytes:
+    """Decompress gzip ``body``, refusing (413) anything that inflates beyond ``limit`` bytes."""
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error:
+        raise pipeline.BatchError(
+            BatchCode.MALFORMED_GZIP, "request body is not valid gzip"
+        ) from None
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise pipeline.BatchError(
+            BatchCode.BODY_TOO_LARGE,
+            f"request body inflates beyond {limit} bytes",
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    if not inflater.eof:
+        raise pipeline.BatchError(BatchCode.MALFORMED_GZIP, "request body is truncated gzip")
+    return data
+
+
+def key_context(request: Request, *, trace_id: str = "") -> pipeline.IngestContext:
+    """The pipeline context of the request's API key: its source and scope."""
+    api_key: ApiKey = request.auth
+    return pipeline.IngestContext(
+        source=api_key.source,
+        request_id=getattr(request, "request_id", ""),
+        scope=pipeline.KeyScope(
+            sources=frozenset(api_key.allowed_sources),
+            surfaces=frozenset(api_key.allowed_surfaces),
+            event_classes=frozenset(api_key.allowed_event_classes),
+            schemas=tuple(api_key.allowed_schemas),
+        ),
+        trace_id=trace_id,
+    )
+
+
+def rate_limited(request: Request, cost: int) -> Response | None:
+    """Take ``cost`` events from the key's token bucket: None, or the 429 to answer."""
+    api_key: ApiKey = request.auth
+    rate = api_key.rate_limit_per_second
+    if rate is None:
+        rate = telemetry_settings.RATE_LIMIT_EVENTS_PER_SECOND
+    decision = rate_limit_take(
+        bucket=f"key:{api_key.pk}",
+        cost=cost,
+        rate=rate,
+        burst=rate * telemetry_settings.RATE_LIMIT_BURST_SECONDS,
+    )
+    if decision.allowed:
+        return None
+    response = error_response(
+        BatchCode.RATE_LIMITED,
+        f"rate limit of {rate:g} events/s for this key exceeded; retry later",
+        status=status.HTTP_429_TOO_MANY_REQUESTS,
+    )
+    response["Retry-After"] = str(decision.retry_after)
+    return response
