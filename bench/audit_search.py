@@ -102,7 +102,6 @@ import random
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -115,9 +114,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench import support  # noqa: E402 (needs the repo on sys.path)
+
 PYTHON = sys.executable
 BIN = Path(sys.executable).parent
-PG_SERVER = "postgres://root@127.0.0.1:5432"
+PG_SERVER = support.PG_SERVER
 BENCH_DB = "telemetry_audit_bench"
 DATABASE_URL = f"{PG_SERVER}/{BENCH_DB}"
 REDIS_URL = "redis://127.0.0.1:6379/11"
@@ -532,65 +534,18 @@ def bench_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def pg_admin(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(sql)
-
-
-def db_create() -> None:
-    pg_admin(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-    pg_admin(f"CREATE DATABASE {BENCH_DB}")
-
-
-def db_drop() -> None:
-    pg_admin(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-
-
-def db_connect() -> Any:
-    import psycopg
-
-    return psycopg.connect(DATABASE_URL, autocommit=True)
-
-
-def redis_flush() -> None:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-
-
-def manage(*args: str, env: dict[str, str]) -> str:
-    completed = subprocess.run(  # noqa: S603 (fixed argv)
-        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{completed.stderr[-3000:]}")
-    return completed.stdout
-
-
 def django_shell(code: str, env: dict[str, str], data: dict[str, Any]) -> dict[str, Any]:
     """Run ``code`` with ``manage.py shell -c``; input in $AUDIT_BENCH_INPUT, output: last line."""
     env = {**env, "AUDIT_BENCH_INPUT": json.dumps(data, default=str)}
-    stdout = manage("shell", "-c", code, env=env)
+    stdout = support.manage("shell", "-c", code, env=env)
     return json.loads(stdout.strip().splitlines()[-1])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Gunicorn:
     """gunicorn as the Procfile's ``web`` line runs it, on a free port, logging to a file."""
 
     def __init__(self, env: dict[str, str], logdir: Path, workers: int = 2) -> None:
-        self.port = free_port()
+        self.port = support.free_port()
         self.log_path = logdir / "gunicorn.log"
         self._log = self.log_path.open("wb")
         argv = [
@@ -1604,12 +1559,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         print(f"set-up: database {BENCH_DB}, Redis db 11, work dir {workdir}", flush=True)
-        redis_flush()
+        support.redis_flush(REDIS_URL)
         env = bench_env()
         reused = reusable_load() if args.reuse_db else None
         if reused is not None:
             # --reuse-db: the rows a previous run loaded (and kept with --keep-db).
-            conn = db_connect()
+            conn = support.connect(DATABASE_URL)
             report["postgresql"] = pg_settings(conn)
             report["load"] = reused
             now = datetime.fromisoformat(reused["now"])
@@ -1621,9 +1576,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             generator = Generator(seed=SEED, tag="reuse", revision_id=revision_id)
             print(f"reusing the loaded database: {reused['rows']:,} rows, loaded {now}")
         else:
-            db_create()
+            support.database_recreate(BENCH_DB)
             t = time.perf_counter()
-            manage("bootstrap", "--verbosity", "0", env=env)
+            support.manage("bootstrap", "--verbosity", "0", env=env)
             now = datetime.now(UTC)
             t_end = now.timestamp() - 30
             today = now.date()
@@ -1637,7 +1592,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             report["setup"] = {"wall_seconds": round(time.perf_counter() - t, 1), **setup}
             print(f"  bootstrap + partitions: {report['setup']}", flush=True)
-            conn = db_connect()
+            conn = support.connect(DATABASE_URL)
             report["postgresql"] = pg_settings(conn)
             ddl = index_ddl_for_day_tables(conn)
             report["index_ddl"] = ddl
@@ -1813,9 +1768,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             conn.close()
         if not args.keep_db:
             with contextlib.suppress(Exception):
-                db_drop()
+                support.database_drop(BENCH_DB)
         with contextlib.suppress(Exception):
-            redis_flush()
+            support.redis_flush(REDIS_URL)
         report["total_seconds"] = round(time.perf_counter() - started, 1)
         report["logs"] = str(workdir)
     return report

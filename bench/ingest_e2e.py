@@ -47,7 +47,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -63,6 +62,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import support  # noqa: E402 (needs the repo on sys.path)
 from tests.factories import (  # noqa: E402 (needs the repo on sys.path; no Django settings)
     CLIENT_TELEMETRY_MESSAGE,
     CLIENT_TELEMETRY_PROTO,
@@ -72,7 +72,7 @@ from tests.factories import (  # noqa: E402 (needs the repo on sys.path; no Djan
 
 PYTHON = sys.executable
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
-PG_SERVER = "postgres://root@127.0.0.1:5432"
+PG_SERVER = support.PG_SERVER
 # Overridable with --database / --redis-db (see use_targets) so concurrent runs can coexist.
 BENCH_DB = "telemetry_bench"
 DATABASE_URL = f"{PG_SERVER}/{BENCH_DB}"
@@ -117,31 +117,6 @@ def server_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def pg_admin(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(sql)
-
-
-def db_create() -> None:
-    pg_admin(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-    pg_admin(f"CREATE DATABASE {BENCH_DB}")
-
-
-def db_drop() -> None:
-    pg_admin(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-
-
-def manage(*args: str, env: dict[str, str]) -> str:
-    completed = subprocess.run(  # noqa: S603 (fixed argv)
-        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{completed.stderr[-3000:]}")
-    return completed.stdout
-
-
 def platform_setup(env: dict[str, str], workdir: Path) -> str:
     """Bootstrap the bench database, register the contract and its policy; return an API key.
 
@@ -150,21 +125,15 @@ def platform_setup(env: dict[str, str], workdir: Path) -> str:
     services, no change-request review), so the bench does not depend on the commands'
     approval workflow.
     """
-    manage("bootstrap", "--verbosity", "0", env=env)
-    manage(
+    support.manage("bootstrap", "--verbosity", "0", env=env)
+    support.manage(
         "shell",
         "-c",
         "from tests.factories import client_telemetry_schema_register; "
         "client_telemetry_schema_register()",
         env=env,
     )
-    return manage("create_api_key", "--name", API_KEY_NAME, env=env).strip()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return support.manage("create_api_key", "--name", API_KEY_NAME, env=env).strip()
 
 
 class Gunicorn:
@@ -172,7 +141,7 @@ class Gunicorn:
 
     def __init__(self, name: str, env: dict[str, str], workers: int, logdir: Path) -> None:
         self.name = name
-        self.port = free_port()
+        self.port = support.free_port()
         self.workers = workers
         self.log_path = logdir / f"gunicorn-{name}.log"
         self.argv = [
@@ -1018,7 +987,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         print(f"set-up: database {BENCH_DB}, Redis {REDIS_URL}, work dir {workdir}", flush=True)
-        db_create()
+        support.database_recreate(BENCH_DB)
         env = server_env()
         secret = platform_setup(env, workdir)
         metrics_dir = workdir / "prometheus"
@@ -1171,7 +1140,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.keep_database:
             print(f"kept database {BENCH_DB}")
         else:
-            db_drop()
+            support.database_drop(BENCH_DB)
         shutil.rmtree(workdir, ignore_errors=True)
     report["total_seconds"] = round(time.perf_counter() - started, 1)
     report["command"] = "/work/main/.venv/bin/python bench/ingest_e2e.py " + " ".join(sys.argv[1:])

@@ -58,6 +58,8 @@ from google.protobuf import json_format
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import support  # noqa: E402 (needs the repo on sys.path)
+
 # The governance modules used here import no Django settings (choices.py only needs
 # django.db.models.TextChoices), so no django.setup() is required.
 from governance.defaults import default_scanner_rules  # noqa: E402 (needs the repo on sys.path)
@@ -845,31 +847,6 @@ def relay_rows(events: list[Event]) -> list[Row]:
 # --- report ----------------------------------------------------------------------------
 
 
-def pin_to_one_core() -> str:
-    if hasattr(os, "sched_setaffinity"):
-        core = min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {core})
-        return f"pinned to CPU {core}"
-    return "not pinned (no sched_setaffinity)"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
-def _protobuf_version() -> str:
-    from google.protobuf import __version__
-    from google.protobuf.internal import api_implementation
-
-    return f"{__version__} ({api_implementation.Type()})"
-
-
 def corpus_stats(events: list[Event]) -> dict[str, Any]:
     kinds: dict[str, int] = {}
     pii_fields = 0
@@ -896,7 +873,7 @@ def main() -> int:
         print("sentry-relay is not installed: pip install -e '.[bench]'", file=sys.stderr)
         return 2
 
-    pinning = pin_to_one_core()
+    pinning = support.pin_to_one_core()
     events = make_corpus(args.events)
     stats = corpus_stats(events)
     message_class, plan, parse = load_ours()
@@ -907,10 +884,10 @@ def main() -> int:
 
     machine = {
         "processor": platform.processor() or platform.machine(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": support.cpu_model(),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "protobuf": _protobuf_version(),
+        "protobuf": support.protobuf_version(),
         "sentry_relay": metadata.version("sentry-relay"),
         "cores_visible": os.cpu_count(),
         "pinning": pinning,

@@ -70,9 +70,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench import support  # noqa: E402 (needs the repo on sys.path)
+
 PYTHON = sys.executable
 BIN = Path(sys.executable).parent
-PG_SERVER = "postgres://root@127.0.0.1:5432"
+PG_SERVER = support.PG_SERVER
 BENCH_DB = "telemetry_retention_bench"
 DATABASE_URL = f"{PG_SERVER}/{BENCH_DB}"
 REDIS_URL = "redis://127.0.0.1:6379/12"
@@ -131,47 +134,6 @@ def bench_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def pg_admin(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(sql)
-
-
-def db_create() -> None:
-    pg_admin(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-    pg_admin(f"CREATE DATABASE {BENCH_DB}")
-
-
-def db_drop() -> None:
-    pg_admin(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-
-
-def db_connect() -> Any:
-    import psycopg
-
-    return psycopg.connect(DATABASE_URL, autocommit=True)
-
-
-def redis_flush() -> None:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-
-
-def manage(*args: str, env: dict[str, str]) -> str:
-    completed = subprocess.run(  # noqa: S603 (fixed argv)
-        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{completed.stderr[-3000:]}")
-    return completed.stdout
-
-
 DJANGO_PRELUDE = """
 import json, sys
 import django
@@ -181,12 +143,6 @@ def vm(field):
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def vm_status(pid: int) -> dict[str, float]:
@@ -234,7 +190,7 @@ class Service:
 
 
 def gunicorn_start(env: dict[str, str], logdir: Path) -> tuple[Service, int]:
-    port = free_port()
+    port = support.free_port()
     argv = [
         str(BIN / "gunicorn"),
         "telemetry_platform.wsgi",
@@ -685,7 +641,7 @@ class ActivitySampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> ActivitySampler:
-        self._conn = db_connect()
+        self._conn = support.connect(DATABASE_URL)
         self._thread.start()
         return self
 
@@ -851,18 +807,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         print(f"set-up: database {BENCH_DB}, Redis db 12, work dir {workdir}", flush=True)
-        redis_flush()
-        db_create()
+        support.redis_flush(REDIS_URL)
+        support.database_recreate(BENCH_DB)
         env = bench_env()
         t = time.perf_counter()
-        manage("bootstrap", "--verbosity", "0", env=env)
+        support.manage("bootstrap", "--verbosity", "0", env=env)
         setup = django_run_args(
             SETUP_CODE, env, str(DATA_DAYS), str(RETENTION_DAYS), SCHEMA, NAIVE_SCHEMA
         )
         steps["setup"] = {"wall_seconds": round(time.perf_counter() - t, 2), **setup}
         print(f"  bootstrap + {setup['day_partitions']} day partitions: {steps['setup']}")
-        secret = manage("create_api_key", "--name", "bench", env=env).strip()
-        conn = db_connect()
+        secret = support.manage("create_api_key", "--name", "bench", env=env).strip()
+        conn = support.connect(DATABASE_URL)
         report["postgresql"] = pg_settings(conn)
 
         # 1. load
@@ -985,9 +941,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if conn is not None:
             conn.close()
         if not args.keep_db:
-            db_drop()
+            support.database_drop(BENCH_DB)
         with contextlib.suppress(Exception):
-            redis_flush()
+            support.redis_flush(REDIS_URL)
         report["total_seconds"] = round(time.perf_counter() - started, 1)
         report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         report["logs"] = str(workdir)

@@ -26,6 +26,7 @@ from google.protobuf import descriptor_pool, json_format, message_factory
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import support  # noqa: E402 (needs the repo on sys.path)
 from governance.fastjson import compile_json_parser  # noqa: E402 (needs the repo on sys.path)
 from governance.protoc import compile_protos  # noqa: E402
 
@@ -208,20 +209,12 @@ def measure(run: Callable[[bytes, type], list], body: bytes, event_class: type, 
     return BATCH_SIZE / min(seconds), BATCH_SIZE / statistics.median(seconds)
 
 
-def pin_to_one_core() -> str:
-    if hasattr(os, "sched_setaffinity"):
-        core = min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {core})
-        return f"pinned to CPU {core}"
-    return "not pinned (no sched_setaffinity)"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
 
-    pinning = pin_to_one_core()
+    pinning = support.pin_to_one_core()
     event_class, batch_class, event_descriptor = load_classes()
     parse = compile_json_parser(event_descriptor, event_class)
     events = make_events()
@@ -261,11 +254,11 @@ def main() -> int:
 
     machine = {
         "processor": platform.processor() or platform.machine(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": support.cpu_model(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
-        "protobuf": _protobuf_version(),
+        "protobuf": support.protobuf_version(),
         "cores_visible": os.cpu_count(),
         "pinning": pinning,
     }
@@ -300,23 +293,6 @@ def main() -> int:
     out_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"\nwrote {out_path.relative_to(ROOT)}")
     return 0 if all(row["passed"] for row in results) else 1
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
-def _protobuf_version() -> str:
-    from google.protobuf import __version__
-    from google.protobuf.internal import api_implementation
-
-    return f"{__version__} ({api_implementation.Type()})"
 
 
 if __name__ == "__main__":
