@@ -500,8 +500,9 @@ def day_task_run(task: DayTask) -> dict[str, Any]:
             f"(event_class = '{CLASS}' AND occurred_at >= '{start}'::timestamptz "
             f"AND occurred_at < '{end}'::timestamptz)"
         )
-        for ddl in task.index_ddl:
-            conn.execute(ddl.replace("{table}", f'"{task.table}"'))
+        for number, ddl in enumerate(task.index_ddl):
+            name = f'"{task.table}_i{number}"'
+            conn.execute(ddl.replace("{table}", f'"{task.table}"').replace("{name}", name))
         index_seconds = time.perf_counter() - t
     return {
         "day": task.day.isoformat(),
@@ -702,7 +703,9 @@ def index_ddl_for_day_tables(conn: Any) -> list[str]:
     """DDL building, on a day table, every index its class partition has (for ATTACH to adopt).
 
     Constraint indexes (primary key, dedupe unique) become the same constraints, as ATTACH
-    only adopts a constraint index for a constraint. ``{table}`` is the placeholder.
+    only adopts a constraint index for a constraint. ``{table}`` and ``{name}`` are the
+    placeholders: every index is named after its day table, because PostgreSQL's own
+    names truncate to the same prefix for every day and then race between loader processes.
     """
     rows = conn.execute(
         """
@@ -718,12 +721,12 @@ def index_ddl_for_day_tables(conn: Any) -> list[str]:
     pattern = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON ONLY \S+ (USING .+)$")
     for definition, contype, constraint in rows:
         if contype in ("p", "u"):
-            ddl.append(f"ALTER TABLE {{table}} ADD {constraint}")
+            ddl.append(f"ALTER TABLE {{table}} ADD CONSTRAINT {{name}} {constraint}")
             continue
         match = pattern.match(definition)
         if not match:
             raise RuntimeError(f"unexpected index definition: {definition}")
-        ddl.append(f"CREATE {match.group(1) or ''}INDEX ON {{table}} {match.group(2)}")
+        ddl.append(f"CREATE {match.group(1) or ''}INDEX {{name}} ON {{table}} {match.group(2)}")
     return ddl
 
 
