@@ -64,15 +64,7 @@ class EventClassAdmin(ProposeThroughChangeRequest, admin.ModelAdmin):
     list_display = ("name", "retention_days", "description", "updated_at")
     fields = ("name", "retention_days", "description", "change_reason")
     search_fields = ("name",)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("governance.add_eventclass")
-
-    def log_addition(self, request: HttpRequest, obj: EventClass, message: object) -> None:
-        admin.ModelAdmin.log_addition(self, request, obj, message)
-
-    def response_add(self, request: HttpRequest, obj: EventClass, post_url_continue=None):
-        return admin.ModelAdmin.response_add(self, request, obj, post_url_continue)
+    propose_additions = False  # a new class is the platform admin's (add permission)
 
     def get_readonly_fields(self, request: HttpRequest, obj: EventClass | None = None) -> tuple:
         """The name is the partition key of stored events: fixed once created."""

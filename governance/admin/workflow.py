@@ -86,8 +86,12 @@ class ProposeThroughChangeRequest:
     """A ModelAdmin whose saves become submitted change requests instead of writes.
 
     Subclasses implement ``change_request_for(request, obj, form, change)`` returning
-    ``(kind, target, payload)``; their form declares ``change_reason``.
+    ``(kind, target, payload)``; their form declares ``change_reason``. With
+    ``propose_additions = False``, adding an object stays a plain admin save (which the
+    subclass's ``save_model`` handles) and only changes are proposed.
     """
+
+    propose_additions = True
 
     def change_request_for(
         self, request: HttpRequest, obj: Any, form: forms.Form, change: bool
@@ -95,7 +99,12 @@ class ProposeThroughChangeRequest:
         """Return (kind, target, payload) of the change the saved form asks for."""
         raise NotImplementedError
 
+    def _proposes(self, change: bool) -> bool:
+        return change or self.propose_additions
+
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        if not self.propose_additions:
+            return super().has_add_permission(request, *args)
         return request.user.has_perm(PROPOSE)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -112,10 +121,13 @@ class ProposeThroughChangeRequest:
         )
 
     def save_related(self, request: HttpRequest, form: forms.Form, formsets, change: bool) -> None:
-        pass  # nothing is written until the change request applies
+        if self._proposes(change):
+            return  # nothing is written until the change request applies
+        super().save_related(request, form, formsets, change)
 
     def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> None:
-        pass  # the change request is the record
+        if not self._proposes(change=False):
+            super().log_addition(request, obj, message)  # otherwise the request is the record
 
     def log_change(self, request: HttpRequest, obj: Any, message: Any) -> None:
         pass
@@ -127,6 +139,8 @@ class ProposeThroughChangeRequest:
         return HttpResponseRedirect(fallback)
 
     def response_add(self, request: HttpRequest, obj: Any, post_url_continue=None) -> HttpResponse:
+        if not self._proposes(change=False):
+            return super().response_add(request, obj, post_url_continue)
         return self._after_propose(request, request.path)
 
     def response_change(self, request: HttpRequest, obj: Any) -> HttpResponse:

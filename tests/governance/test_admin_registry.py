@@ -94,3 +94,29 @@ def test_lifecycle_actions_propose_changes(admin_client):
         change_request_approve(change_request=change_request, actor=approver, apply=True)
         revision.refresh_from_db()
         assert revision.status == status
+
+
+def test_adding_an_event_class_is_a_direct_admin_save(admin_client):
+    """A new class needs the add permission (platform admins) and is created at once with
+    its partition; an owner, who may only propose changes, cannot add one."""
+    from django.contrib.admin.models import LogEntry
+    from django.db import connection
+
+    from governance.models import EventClass
+    from governance.roles import GOVERNANCE_OWNER
+    from tests.factories import user_with_role
+
+    response = admin_client.post(
+        "/admin/governance/eventclass/add/",
+        {"name": "build_log", "retention_days": "14", "description": "CI logs"},
+    )
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/governance/eventclass/"
+    assert EventClass.objects.get(name="build_log").retention_days == 14
+    assert LogEntry.objects.filter(object_id="build_log").exists()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('ingest_event_build_log')")
+        assert cursor.fetchone()[0] is not None
+    admin_client.force_login(user_with_role("olivia-owner", GOVERNANCE_OWNER))
+    refused = admin_client.get("/admin/governance/eventclass/add/")
+    assert refused.status_code == 403
