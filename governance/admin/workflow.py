@@ -13,7 +13,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -250,7 +250,7 @@ class ChangeRequestAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         """The changelist links here: show the request's own page."""
         if not object_id.isdigit():
-            raise PermissionDenied
+            raise Http404("no such change request")
         return redirect("admin:governance_changerequest_detail", int(object_id))
 
     def detail_view(self, request: HttpRequest, object_id: int) -> HttpResponse:

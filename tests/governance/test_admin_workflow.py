@@ -219,3 +219,21 @@ def test_roles_see_what_they_may(owner, approver, platform_config):
     analyst = logged_in(user_with_role("sam", SECURITY_ANALYST))
     response = analyst.get(f"/admin/governance/changerequest/{change_request.pk}/")
     assert response.status_code == 403
+
+
+def test_bad_requests_on_the_workflow_pages_are_answered_not_500(owner, approver):
+    """A mangled id is 404; an unknown step or a non-numeric version is refused by message."""
+    change_request = propose_hash_request_id(owner)
+    client = logged_in(approver)
+    assert client.get("/admin/governance/changerequest/abc/change/").status_code == 404
+    assert client.get("/admin/governance/changerequest/999999/").status_code == 404
+    html = client.post(
+        f"/admin/governance/changerequest/{change_request.pk}/", {"step": "explode"}, follow=True
+    ).content.decode()
+    assert "unknown_step" in html
+    html = logged_in(owner).post(
+        f"/admin/governance/changerequest/history/{TARGET}/", {"version": "two"}, follow=True
+    ).content.decode()
+    assert "Not proposed" in html
+    change_request.refresh_from_db()
+    assert change_request.status == ChangeStatus.SUBMITTED
