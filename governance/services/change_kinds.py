@@ -390,16 +390,6 @@ def retention_override_apply(
 
 # -- legal holds: "legal_hold:new" places one, "legal_hold:ID" releases it -------------------
 
-HOLD_KEYS = (
-    "reason",
-    "event_class",
-    "schema",
-    "actor_hashes",
-    "occurred_from",
-    "occurred_to",
-    "expires_at",
-)
-
 
 def _when(payload: dict, key: str) -> datetime | None:
     value = payload.get(key)
