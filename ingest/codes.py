@@ -5,6 +5,7 @@ class BatchCode:
     """Codes for errors that refuse a whole request."""
 
     MALFORMED_JSON = "malformed_json"
+    NUMBER_TOO_LONG = "number_too_long"
     INVALID_ENCODING = "invalid_encoding"
     NOT_AN_OBJECT = "body_not_an_object"
     MISSING_EVENTS = "missing_events"

@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import json
 import re
+import sys
 import weakref
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -195,6 +196,12 @@ def decode_json_batch(body: bytes, *, default_schema: str = "") -> list[RawItem]
         ) from None
     except RecursionError:
         raise BatchError(BatchCode.MALFORMED_JSON, "request body is nested too deeply") from None
+    except ValueError:
+        # Python refuses to convert integer literals beyond sys.get_int_max_str_digits().
+        raise BatchError(
+            BatchCode.NUMBER_TOO_LONG,
+            f"request body holds a number of more than {sys.get_int_max_str_digits()} digits",
+        ) from None
     if not isinstance(document, dict):
         raise BatchError(BatchCode.NOT_AN_OBJECT, "request body must be a JSON object")
     if "events" not in document:

@@ -1,4 +1,4 @@
-"""Request middleware: a request id on every request and response."""
+"""Request middleware: a request id on every request and response; 503 when the store is down."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import re
 import uuid
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.log import log_response
 
+from .api_errors import RETRY_AFTER_SECONDS, STORE_UNAVAILABLE, STORE_UNREACHABLE, is_api_request
 from .logging import request_id_var, trace_id_var
 from .tracecontext import TraceContextError, parse_traceparent
 
@@ -50,4 +51,34 @@ class RequestIdMiddleware:
             request_id_var.reset(request_token)
             trace_id_var.reset(trace_token)
         response[REQUEST_ID_HEADER] = request_id
+        return response
+
+
+class StoreUnavailableMiddleware:
+    """Answer 503 with Retry-After, not a 500, when a view finds PostgreSQL unreachable.
+
+    DRF views answer that themselves (the API exception handler); this covers the admin
+    and the plain Django views, so an outage reads as an outage everywhere.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        """Return the 503 for an unreachable store; None lets Django handle anything else."""
+        if not isinstance(exception, STORE_UNREACHABLE):
+            return None
+        message = "the store is unavailable; retry later"
+        if is_api_request(request):
+            response: HttpResponse = JsonResponse(
+                {"error": {"code": STORE_UNAVAILABLE, "message": message}}, status=503
+            )
+        else:
+            response = HttpResponse(
+                f"503 Service Unavailable: {message}.", status=503, content_type="text/plain"
+            )
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response

@@ -47,6 +47,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "telemetry_platform.middleware.StoreUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "telemetry_platform.urls"

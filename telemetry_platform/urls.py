@@ -17,3 +17,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics, name="metrics"),
 ]
+
+handler400 = "telemetry_platform.api_errors.bad_request"
+handler404 = "telemetry_platform.api_errors.page_not_found"
+handler500 = "telemetry_platform.api_errors.server_error"

@@ -17,12 +17,15 @@ from ingest import metrics, pipeline
 from ingest.codes import BatchCode
 from ingest.models import ApiKey
 from ingest.ratelimit import rate_limit_take
-from telemetry_platform.api_errors import error_response
+from telemetry_platform.api_errors import (
+    RETRY_AFTER_SECONDS,
+    STORE_UNREACHABLE,
+    error_response,
+    store_unavailable_response,
+)
 from telemetry_platform.conf import telemetry_settings
 
 from .authentication import ApiKeyClient
-
-RETRY_AFTER_SECONDS = 5
 
 
 class IsApiKeyClient(permissions.BasePermission):
@@ -45,6 +48,9 @@ def answered(respond: Callable[[], Response]) -> Response:
             BatchCode.STORE_UNAVAILABLE, str(exc), status=status.HTTP_503_SERVICE_UNAVAILABLE
         )
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    except STORE_UNREACHABLE:
+        # Before the pipeline's own transaction: the plan refresh (policy epoch) or a read.
+        response = store_unavailable_response()
     metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
     return response
 
