@@ -64,6 +64,9 @@ _WRAPPERS_FILE = "google/protobuf/wrappers.proto"
 # Unknown keys are echoed in paths only when they look like field names; anything else
 # (an e-mail address, a card number, free text) could be personal data.
 _SAFE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+# ... and even then not when a part of it looks generated: a long run of digits, a long
+# part mixing letters and digits (sk_live_4eC39HqLyjWDarjtT1zdp7dc).
+_GENERATED_PART = re.compile(r"\d{5,}|(?=[A-Za-z]*\d)[A-Za-z0-9]{12,}")
 _REDACTED_KEY = "<redacted>"
 _EXTENSION_KEY = re.compile(r"\[[a-zA-Z0-9._]*\]")
 
@@ -244,7 +247,9 @@ def _join(prefix: str, name: str) -> str:
 
 
 def _safe_key(key: object) -> str:
-    return key if isinstance(key, str) and _SAFE_KEY.fullmatch(key) else _REDACTED_KEY
+    if isinstance(key, str) and _SAFE_KEY.fullmatch(key) and not _GENERATED_PART.search(key):
+        return key
+    return _REDACTED_KEY
 
 
 def _lookup_field(descriptor: Descriptor, key: object) -> FieldDescriptor | None:

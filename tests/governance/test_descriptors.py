@@ -456,3 +456,22 @@ def test_unknown_keys_that_are_not_identifiers_are_redacted():
     """An unknown key that could be personal data is replaced in the path, not echoed."""
     assert _locate({"reconnect": {EMAIL: 1}}).field == "reconnect.<redacted>"
     assert _locate({CARD: 1}).field == "<redacted>"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+        "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+        "AKIAIOSFODNN7EXAMPLE",
+        "account_4000123412341234",
+    ],
+)
+def test_unknown_keys_shaped_like_names_but_holding_secrets_are_redacted(key):
+    """A key that is a valid identifier but holds a generated secret or number is not echoed."""
+    assert _locate({"reconnect": {key: 1}}).field == "reconnect.<redacted>"
+
+
+def test_unknown_keys_that_read_as_field_names_are_still_named():
+    """A plain misspelt field name is echoed, so the client can fix it."""
+    assert _locate({"reconnect": {"retry_after_ms2": 1}}).field == "reconnect.retry_after_ms2"
