@@ -63,13 +63,16 @@ def request_body(request: Request) -> bytes:
         f"request body is larger than {limit} bytes",
         status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     )
-    length = request.META.get("CONTENT_LENGTH") or "0"
-    if not length.isdigit() or int(length) > limit:
-        raise too_large
-    try:
-        body = request.body
-    except RequestDataTooBig:
-        raise too_large from None
+    length = request.META.get("CONTENT_LENGTH") or ""
+    if not length and _chunked(request):
+        body = _chunked_body(request, limit, too_large)
+    else:
+        if not (length or "0").isdigit() or int(length or "0") > limit:
+            raise too_large
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            raise too_large from None
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding in ("", "identity"):
         return body
@@ -78,6 +81,33 @@ def request_body(request: Request) -> bytes:
             BatchCode.UNSUPPORTED_CONTENT_ENCODING, "Content-Encoding must be gzip or identity"
         )
     return gunzip_bounded(body, telemetry_settings.MAX_DECOMPRESSED_BYTES)
+
+
+def _chunked(request: Request) -> bool:
+    """Whether the body comes chunked, with no Content-Length (the server de-chunks it)."""
+    meta = request.META
+    return "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower() and bool(
+        meta.get("wsgi.input_terminated")
+    )
+
+
+def _chunked_body(request: Request, limit: int, too_large: pipeline.BatchError) -> bytes:
+    """Read a chunked body to its end, refusing (413) one beyond ``limit`` bytes.
+
+    Django reads ``Content-Length`` bytes, so with none it would see an empty body; the
+    WSGI server marks a de-chunked input that ends by itself (``wsgi.input_terminated``).
+    """
+    stream = request.META["wsgi.input"]
+    parts, size = [], 0
+    while size <= limit:
+        part = stream.read(min(64 * 1024, limit + 1 - size))
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    if size > limit:
+        raise too_large
+    return b"".join(parts)
 
 
 def gunzip_bounded(body: bytes, limit: int) -> bytes:
