@@ -28,6 +28,7 @@ from .retention import purge_preview
 from .services import api_key_create, api_key_revoke, api_key_scope_update
 from .tasks import purge_expired_events
 
+RUN_PURGE_PERMISSION = "ingest.add_purgerun"
 SCOPE_FIELDS = (
     "allowed_sources",
     "allowed_surfaces",
@@ -87,7 +88,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/ingest/apikey/created.html", context)
 
-    @admin.action(description="Revoke selected API keys")
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         revoked = 0
         for api_key in queryset.filter(revoked_at__isnull=True):
@@ -195,8 +196,11 @@ class PurgeRunAdmin(admin.ModelAdmin):
         ]
 
     def run_now_view(self, request: HttpRequest) -> HttpResponse:
-        """Enqueue the purge on the Celery workers (POST only)."""
-        if request.method != "POST" or not request.user.has_perm("ingest.view_purgerun"):
+        """Enqueue the purge on the Celery workers (POST only; platform admins).
+
+        Viewing runs is not enough: deleting events now is a write, whoever may read.
+        """
+        if request.method != "POST" or not request.user.has_perm(RUN_PURGE_PERMISSION):
             raise PermissionDenied
         event_class = request.POST.get("event_class") or None
         result = purge_expired_events.delay(event_class, f"admin:{request.user.get_username()}")

@@ -138,3 +138,32 @@ def test_api_key_scopes_set_in_admin(admin_client):
     assert key.allowed_sources == ["ios", "ipad"]
     assert key.allowed_schemas == [] and key.expires_at is None
     assert platform_audit_events("platform.api_key.scope_changed").count() == 1
+
+
+def test_revoking_a_key_needs_the_change_permission(client, api_key):
+    """A read-only auditor sees API keys but the revoke action refuses them: the key works."""
+    from governance.roles import READ_ONLY_AUDITOR
+    from tests.factories import user_with_role
+
+    client.force_login(user_with_role("audrey", READ_ONLY_AUDITOR))
+    assert client.get("/admin/ingest/apikey/").status_code == 200
+    client.post(
+        "/admin/ingest/apikey/",
+        {"action": "revoke_keys", "_selected_action": [api_key.api_key.pk]},
+    )
+    assert api_key_authenticate(presented=api_key.secret).api_key == api_key.api_key
+
+
+@pytest.mark.parametrize("role", ["read-only auditor", "governance owner"])
+def test_running_a_purge_now_needs_the_purge_permission(client, platform_config, empty_broker, role):
+    """Viewing purge runs does not allow enqueueing one: 403, nothing reaches the broker."""
+    import redis
+    from django.conf import settings
+
+    from tests.factories import user_with_role
+
+    client.force_login(user_with_role("viewer", role))
+    assert client.get("/admin/ingest/purgerun/").status_code == 200
+    response = client.post("/admin/ingest/purgerun/run-now/", {"event_class": ""})
+    assert response.status_code == 403
+    assert redis.Redis.from_url(settings.CELERY_BROKER_URL).llen("maintenance") == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -77,6 +78,8 @@ class EventClassAdmin(ProposeThroughChangeRequest, admin.ModelAdmin):
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None
     ) -> HttpResponse:
         """A retention change is shown with its dry run (events made eligible) before saving."""
+        if request.method == "POST" and not self.has_change_permission(request):
+            raise PermissionDenied  # the dry run below runs before the stock view's check
         if request.method == "POST" and "_confirm_retention" not in request.POST:
             event_class = self.get_object(request, object_id)
             form = self.get_form(request, event_class)(request.POST, instance=event_class)
@@ -163,6 +166,9 @@ class SchemaAdmin(admin.ModelAdmin):
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None):
         """Register a schema (or a new revision) from uploaded .proto files."""
+        # This replaces the stock add view, so it makes the stock view's check itself.
+        if not self.has_add_permission(request):
+            raise PermissionDenied
         form = SchemaRegisterForm(request.POST or None, request.FILES or None)
         registration_error = None
         if request.method == "POST" and form.is_valid():

@@ -73,12 +73,23 @@ def _locked(change_request: ChangeRequest) -> ChangeRequest:
 
 
 def _locked_for_author(
-    change_request: ChangeRequest, actor: AbstractBaseUser, doing: str, allowed: tuple
+    change_request: ChangeRequest,
+    actor: AbstractBaseUser,
+    doing: str,
+    allowed: tuple,
+    *,
+    may_propose: bool = True,
 ) -> ChangeRequest:
-    """The request, locked, once ``actor`` is its author and its status is ``allowed``."""
+    """The request, locked, once ``actor`` is its author and its status is ``allowed``.
+
+    With ``may_propose`` the author must still hold the propose permission: a role taken
+    away also takes away submitting and rebasing what they drafted before.
+    """
     change_request = _locked(change_request)
     if change_request.author_id != actor.pk:
         raise ChangeRequestError("not_author", f"only the author can {doing} this change request")
+    if may_propose:
+        _require(actor, "propose_changerequest", f"{doing} change requests")
     if change_request.status not in allowed:
         raise ChangeRequestError(
             "not_open", f"cannot {doing} a {change_request.status} change request"
@@ -138,7 +149,7 @@ def change_request_draft(
 def change_request_submit(
     *, change_request: ChangeRequest, actor: AbstractBaseUser
 ) -> ChangeRequest:
-    """Send a draft for review (its author only)."""
+    """Send a draft for review (its author only, while they may still propose)."""
     change_request = _locked_for_author(change_request, actor, "submit", (ChangeStatus.DRAFT,))
     change_request.status = ChangeStatus.SUBMITTED
     change_request.submitted_at = timezone.now()
@@ -241,7 +252,9 @@ def change_request_withdraw(
     *, change_request: ChangeRequest, actor: AbstractBaseUser
 ) -> ChangeRequest:
     """The author takes back a request that has not applied."""
-    change_request = _locked_for_author(change_request, actor, "withdraw", OPEN_CHANGE_STATUSES)
+    change_request = _locked_for_author(
+        change_request, actor, "withdraw", OPEN_CHANGE_STATUSES, may_propose=False
+    )
     change_request.status = ChangeStatus.WITHDRAWN
     change_request.save(update_fields=["status"])
     _audit("withdrawn", change_request, actor)
@@ -293,7 +306,10 @@ def change_request_apply(
 def change_request_rebase(
     *, change_request: ChangeRequest, actor: AbstractBaseUser
 ) -> ChangeRequest:
-    """Re-base a stale request on its target's current state; an approval must be given again."""
+    """Re-base a stale request on its target's current state; an approval must be given again.
+
+    Its author only, while they may still propose (withdrawing needs no permission).
+    """
     change_request = _locked_for_author(change_request, actor, "rebase", OPEN_CHANGE_STATUSES)
     spec = kind_spec(change_request.kind)
     payload = spec.validate(change_request.target, change_request.payload)

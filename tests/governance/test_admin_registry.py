@@ -120,3 +120,41 @@ def test_adding_an_event_class_is_a_direct_admin_save(admin_client):
     admin_client.force_login(user_with_role("olivia-owner", GOVERNANCE_OWNER))
     refused = admin_client.get("/admin/governance/eventclass/add/")
     assert refused.status_code == 403
+
+
+@pytest.mark.parametrize("roles", [(), ("security analyst",), ("governance approver",)])
+def test_registering_needs_the_add_permission(client, platform_config, roles):
+    """Staff without the registry permission (no role, an analyst, an approver) get 403 on
+    the register page, GET and POST, and no revision is created."""
+    from tests.factories import user_with_role
+
+    client.force_login(user_with_role("staffer", *roles))
+    assert client.get("/admin/governance/schema/add/").status_code == 403
+    response = register_form(client)
+    assert response.status_code == 403
+    assert not SchemaRevision.objects.filter(schema__name=CLIENT_TELEMETRY_SCHEMA).exists()
+
+
+def test_an_owner_may_register(client, platform_config):
+    """A governance owner holds the registry permission: the upload registers."""
+    from governance.roles import GOVERNANCE_OWNER
+    from tests.factories import user_with_role
+
+    client.force_login(user_with_role("olivia-owner", GOVERNANCE_OWNER))
+    assert client.get("/admin/governance/schema/add/").status_code == 200
+    assert register_form(client).status_code == 302
+    assert SchemaRevision.objects.filter(schema__name=CLIENT_TELEMETRY_SCHEMA).count() == 1
+
+
+def test_the_retention_dry_run_needs_the_change_permission(client, platform_config):
+    """Posting a retention change as a staff user who may not propose it shows no dry run
+    (403) instead of the purge counts."""
+    from governance.roles import READ_ONLY_AUDITOR
+    from tests.factories import user_with_role
+
+    client.force_login(user_with_role("audrey", READ_ONLY_AUDITOR))
+    response = client.post(
+        "/admin/governance/eventclass/client_diagnostic/change/",
+        {"retention_days": "45", "description": "", "change_reason": "longer"},
+    )
+    assert response.status_code == 403

@@ -434,3 +434,20 @@ def test_a_failing_apply_changes_nothing(owner, approver, audit_revision, monkey
     assert change_request.status == ChangeStatus.APPROVED
     assert field_policy_specs(audit_revision)["request_id"].action == "keep"
     assert not PolicyVersion.objects.filter(target=TARGET, version=1).exists()
+
+
+def test_the_author_steps_need_the_propose_permission_still(owner, approver):
+    """An author whose role was taken away can no longer submit or rebase their drafts."""
+    from django.contrib.auth.models import Group
+
+    draft = hash_request_id(owner, submit=False)
+    owner.groups.remove(*Group.objects.all())
+    owner = type(owner).objects.get(pk=owner.pk)  # a fresh permission cache
+    with pytest.raises(ChangeRequestError) as refused:
+        change_request_submit(change_request=draft, actor=owner)
+    assert refused.value.code == "permission_denied"
+    with pytest.raises(ChangeRequestError) as refused:
+        change_request_rebase(change_request=draft, actor=owner)
+    assert refused.value.code == "permission_denied"
+    draft.refresh_from_db()
+    assert draft.status == ChangeStatus.DRAFT
