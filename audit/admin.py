@@ -24,7 +24,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllow
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from audit.api.views import record_search
+from audit.access import record_correlation, record_denied, record_search
 from audit.exports import export_response
 from audit.filtersets import DEFAULT_WINDOW, AuditEventFilterSet
 from audit.models import AuditEvent
@@ -142,8 +142,9 @@ class AuditEventAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
         return False
 
-    def _require_search_permission(self, request: HttpRequest) -> None:
+    def _require_search_permission(self, request: HttpRequest, action: str) -> None:
         if not self.has_view_permission(request):
+            record_denied(request, action=action)
             raise PermissionDenied
 
     def get_urls(self) -> list:
@@ -176,7 +177,7 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
         """The search page: filter form, one keyset page, estimated total; recorded."""
-        self._require_search_permission(request)
+        self._require_search_permission(request, "search")
         filterset = AuditEventFilterSet(request.GET, queryset=AuditEvent.objects.all())
         form = filterset.form
         for name in ("occurred_after", "occurred_before"):
@@ -257,7 +258,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         POST, so that the raw identifiers typed into the filters (actor, session, org,
         device) never travel in an export URL, into access logs or browser history.
         """
-        self._require_search_permission(request)
+        self._require_search_permission(request, "export")
         if export_format not in EXPORT_FORMATS:
             raise Http404("export as csv or jsonl")
         if request.method != "POST":
@@ -290,7 +291,7 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def correlation_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """One audit event in full, and every event sharing its request or trace id."""
-        self._require_search_permission(request)
+        self._require_search_permission(request, "correlate")
         event = (
             AuditEvent.objects.select_related("schema_revision__schema")
             .filter(pk=object_id)
@@ -319,6 +320,7 @@ class AuditEventAdmin(admin.ModelAdmin):
             }
             for item in correlated_events(event)
         ]
+        record_correlation(request, event_pk=event.pk, found=len(timeline))
         revision = event.schema_revision
         context = {
             **self._context(request, f"Audit event {event.event_id}"),

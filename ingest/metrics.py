@@ -33,7 +33,7 @@ PURGE_ROWS = Counter(
 PURGE_PARTITIONS = Counter(
     "telemetry_purge_partitions_dropped", "Day partitions dropped by retention.", ["event_class"]
 )
-AUDIT_SEARCHES = Counter("telemetry_audit_searches", "Audit searches and exports.", ["action"])
+AUDIT_SEARCHES = Counter("telemetry_audit_searches", "Audit searches, exports, correlation lookups and denied attempts.", ["action"])
 SCHEMA_REGISTRATIONS = Counter(
     "telemetry_schema_registrations",
     "Schema registrations: created, unchanged, or refused (by code).",

@@ -9,6 +9,15 @@ The purge, per class, under a PostgreSQL advisory lock: drops day partitions tha
 wholly expired for every schema of the class and hold nothing held; elsewhere deletes
 expired, unheld rows in bounded batches, each committed on its own, so a purge killed
 midway leaves consistent data and the next run carries on.
+
+Legal holds are read again by every batch (and every partition drop), in its own
+transaction, and a batch commits only if no hold was placed while it ran: before
+committing it takes ``LEGAL_HOLD_LOCK_KEY`` shared (try, never wait) and reads the hold ids
+again. A hold's transaction holds that key exclusive, so a hold being placed makes the try
+fail, one committed since the batch's first read shows in the second; either way the batch
+is rolled back and redone under the new hold. From the try on, placing a hold waits for
+the batch's commit. So no row a committed hold covers is ever removed, including the
+rows of the batch that was in flight when the hold was placed.
 """
 
 from __future__ import annotations
@@ -17,16 +26,18 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
+from typing import TypeVar
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from governance.models import EventClass, LegalHold, RetentionOverride, SchemaRevision
+from governance.services.configuration import LEGAL_HOLD_LOCK_KEY
 from telemetry_platform.conf import telemetry_settings
 
 from .partitions import PARENT_TABLE, class_partition_name
@@ -152,6 +163,8 @@ class RetentionRules:
     class_cutoff: datetime
     overrides: tuple[tuple[tuple[int, ...], datetime], ...]  # (revision ids, cutoff)
     holds: tuple[tuple[str, tuple], ...]  # (SQL predicate, params) per active hold
+    as_of: datetime | None = None  # the purge's "now": holds expiring later are active
+    hold_ids: frozenset[int] = frozenset()
 
     @property
     def earliest_cutoff(self) -> datetime:
@@ -206,6 +219,12 @@ def legal_holds_active(*, now: datetime) -> list[LegalHold]:
     ]
 
 
+def _class_holds(event_class: str, *, now: datetime) -> list[LegalHold]:
+    return [
+        hold for hold in legal_holds_active(now=now) if hold.event_class_id in (None, event_class)
+    ]
+
+
 def retention_rules_for(
     event_class: EventClass, *, now: datetime, retention_days: int | None = None
 ) -> RetentionRules:
@@ -217,16 +236,23 @@ def retention_rules_for(
             SchemaRevision.objects.filter(schema=override.schema).values_list("id", flat=True)
         )
         overrides.append((revisions, now - timedelta(days=override.retention_days)))
-    holds = tuple(
-        _hold_predicate(hold)
-        for hold in legal_holds_active(now=now)
-        if hold.event_class_id in (None, event_class.name)
-    )
-    return RetentionRules(
+    rules = RetentionRules(
         event_class=event_class.name,
         class_cutoff=now - timedelta(days=days),
         overrides=tuple(overrides),
-        holds=holds,
+        holds=(),
+        as_of=now,
+    )
+    return rules_with_current_holds(rules)
+
+
+def rules_with_current_holds(rules: RetentionRules) -> RetentionRules:
+    """The same cutoffs with the holds active now (read in the caller's transaction)."""
+    holds = _class_holds(rules.event_class, now=rules.as_of or timezone.now())
+    return replace(
+        rules,
+        holds=tuple(_hold_predicate(hold) for hold in holds),
+        hold_ids=frozenset(hold.pk for hold in holds),
     )
 
 
@@ -287,53 +313,115 @@ class PurgeProgress:
     rows_kept_by_holds: int = 0
 
 
-def _drop_expired_partitions(rules: RetentionRules, progress: PurgeProgress, save) -> None:
+T = TypeVar("T")
+
+
+class _HoldPlaced(Exception):
+    """A legal hold was placed while a purge batch ran: roll the batch back and redo it."""
+
+
+def _under_current_holds(
+    rules: RetentionRules, work: Callable[[RetentionRules], T]
+) -> tuple[T, RetentionRules]:
+    """Run ``work`` in one transaction under the holds active at its start; commit only if
+    no hold was placed meanwhile, else roll back and run it again (see the module doc).
+
+    Return what ``work`` returned and the rules it ran under.
+    """
+    while True:
+        try:
+            with transaction.atomic():
+                # READ COMMITTED: this statement sees every hold committed before it.
+                current = rules_with_current_holds(rules)
+                result = work(current)
+                with connection.cursor() as cursor:
+                    # Never wait here: the hold's transaction may wait on rows or tables
+                    # this one has locked. Held to the commit, so a hold placed from now
+                    # on waits for it.
+                    cursor.execute(
+                        "SELECT pg_try_advisory_xact_lock_shared(%s)", [LEGAL_HOLD_LOCK_KEY]
+                    )
+                    if not cursor.fetchone()[0]:
+                        raise _HoldPlaced
+                if rules_with_current_holds(rules).hold_ids - current.hold_ids:
+                    raise _HoldPlaced
+            return result, current
+        except _HoldPlaced:
+            logger.info("purge of %s: a hold was placed; redoing the batch", rules.event_class)
+            # Wait (holding nothing) until the hold's transaction has ended.
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_lock_shared(%s)", [LEGAL_HOLD_LOCK_KEY])
+                cursor.execute("SELECT pg_advisory_unlock_shared(%s)", [LEGAL_HOLD_LOCK_KEY])
+
+
+def _drop_partition_unless_held(rules: RetentionRules, name: str) -> int | None:
+    """Detach and drop the day partition ``name``; None (and nothing done) if it holds a
+    row under a hold of ``rules``. Return the rows it held."""
     held, held_params = rules.held_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {_quote(name)} WHERE {held})",  # noqa: S608
+            held_params,
+        )
+        if cursor.fetchone()[0]:
+            return None  # holds rows under a legal hold: delete around them instead
+        cursor.execute(f"SELECT count(*) FROM {_quote(name)}")  # noqa: S608
+        rows = cursor.fetchone()[0]
+        parent = _quote(class_partition_name(rules.event_class))
+        cursor.execute(f"ALTER TABLE {parent} DETACH PARTITION {_quote(name)}")
+        cursor.execute(f"DROP TABLE {_quote(name)}")
+    return rows
+
+
+def _drop_expired_partitions(rules: RetentionRules, progress: PurgeProgress, save) -> None:
     for day, name in sorted(_attached_day_partitions(rules.event_class).items()):
         if _day_start(day + DAY) > rules.earliest_cutoff:
             continue  # not wholly expired for every schema of the class
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT EXISTS (SELECT 1 FROM {_quote(name)} WHERE {held})",  # noqa: S608
-                held_params,
-            )
-            if cursor.fetchone()[0]:
-                continue  # holds rows under a legal hold: delete around them instead
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(f"SELECT count(*) FROM {_quote(name)}")  # noqa: S608
-            rows = cursor.fetchone()[0]
-            parent = _quote(class_partition_name(rules.event_class))
-            cursor.execute(f"ALTER TABLE {parent} DETACH PARTITION {_quote(name)}")
-            cursor.execute(f"DROP TABLE {_quote(name)}")
+        rows, _ = _under_current_holds(
+            rules, lambda current, name=name: _drop_partition_unless_held(current, name)
+        )
+        if rows is None:
+            continue
         progress.partitions_dropped.append(name)
         progress.rows_deleted += rows
         _audit_chains_purged(rules.event_class, day_from=day, day_to=day)
         save(progress)
 
 
-def _delete_expired_rows(rules: RetentionRules, progress: PurgeProgress, save) -> None:
+def _delete_batch(rules: RetentionRules, batch_size: int) -> int:
+    """Delete up to ``batch_size`` expired rows no hold of ``rules`` covers; return how many."""
     expired, expired_params = rules.expired_sql()
     held, held_params = rules.held_sql()
     table = _quote(class_partition_name(rules.event_class))
-    batch_size = telemetry_settings.PURGE_BATCH_SIZE
-    pause = telemetry_settings.PURGE_BATCH_PAUSE_SECONDS
     # The condition is repeated outside the subquery so PostgreSQL prunes partitions for
     # the DELETE too (with only "id IN (...)" it would visit every partition per batch).
     sql = (
         f"DELETE FROM {table} WHERE {expired} AND NOT {held} "  # noqa: S608 (quoted identifier)
         f"AND id = ANY(ARRAY(SELECT id FROM {table} WHERE {expired} AND NOT {held} LIMIT %s))"
     )
+    params = [*expired_params, *held_params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *params, batch_size])
+        return cursor.rowcount
+
+
+def _delete_expired_rows(rules: RetentionRules, progress: PurgeProgress, save) -> None:
+    batch_size = telemetry_settings.PURGE_BATCH_SIZE
+    pause = telemetry_settings.PURGE_BATCH_PAUSE_SECONDS
     while True:
-        with transaction.atomic(), connection.cursor() as cursor:
-            params = [*expired_params, *held_params]
-            cursor.execute(sql, [*params, *params, batch_size])
-            deleted = cursor.rowcount
+        deleted, rules = _under_current_holds(
+            rules, lambda current: _delete_batch(current, batch_size)
+        )
         progress.rows_deleted += deleted
         save(progress)
         if deleted < batch_size:
             break
         if pause:
             time.sleep(pause)
+    rules = rules_with_current_holds(rules)
+    expired, expired_params = rules.expired_sql()
+    held, held_params = rules.held_sql()
+    table = _quote(class_partition_name(rules.event_class))
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT count(*) FROM {table} WHERE {expired} AND {held}",  # noqa: S608

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
@@ -14,12 +12,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.access import record_correlation, record_denied, record_search
 from audit.exports import export_response
 from audit.filtersets import AuditEventFilterSet
 from audit.models import AuditEvent
 from audit.selectors import correlated_events
-from audit.services import audit_event_record
-from ingest.metrics import AUDIT_SEARCHES
 from ingest.models import Event
 
 
@@ -27,9 +24,14 @@ class CanSearchAudit(permissions.BasePermission):
     """Only holders of audit.search_auditevent (the "security analyst" role) see audit data."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        """Return True if the user may search and export audit events."""
+        """Return True if the user may search and export audit events; record a refusal."""
         user = request.user
-        return bool(user and user.is_authenticated and user.has_perm("audit.search_auditevent"))
+        if not (user and user.is_authenticated):
+            return False
+        if user.has_perm("audit.search_auditevent"):
+            return True
+        record_denied(request, action=view.audit_action)
+        return False
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
@@ -63,20 +65,10 @@ class NewestFirstCursor(CursorPagination):
     max_page_size = 500
 
 
-def record_search(request: Request, filterset: AuditEventFilterSet, action: str) -> None:
-    """Record a search or export as a platform audit event (identifiers hashed), and count it."""
-    AUDIT_SEARCHES.labels(action).inc()
-    audit_event_record(
-        event_name=f"platform.audit.{action}",
-        actor=request.user,
-        request_id=getattr(request, "request_id", ""),
-        attributes={"filters": json.dumps(filterset.filters_for_audit(), sort_keys=True)},
-    )
-
-
 class AuditEventListApi(generics.ListAPIView):
     """GET /api/v1/audit-events: newest first, filtered, cursor-paginated; recorded."""
 
+    audit_action = "search"
     permission_classes = [CanSearchAudit]
     serializer_class = AuditEventSerializer
     filter_backends = [DjangoFilterBackend]
@@ -99,6 +91,7 @@ class AuditEventListApi(generics.ListAPIView):
 class AuditEventExportApi(APIView):
     """GET /api/v1/audit-events/export.<csv|jsonl>: the current filter, streamed."""
 
+    audit_action = "export"
     permission_classes = [CanSearchAudit]
 
     @extend_schema(responses={(200, "text/csv"): str, (200, "application/x-ndjson"): str})
@@ -124,15 +117,36 @@ class AuditEventExportApi(APIView):
         return export_response(filterset.qs, export_format)
 
 
+class CorrelatedEventSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    event_class = serializers.CharField()
+    occurred_at = serializers.DateTimeField()
+    source = serializers.CharField()
+    event_id = serializers.CharField()
+    request_id = serializers.CharField()
+    trace_id = serializers.CharField()
+    payload = serializers.JSONField()
+
+
+class CorrelationSerializer(serializers.Serializer):
+    event = serializers.IntegerField(help_text="The id of the audit event asked about.")
+    timeline = CorrelatedEventSerializer(
+        many=True,
+        help_text="Every event of any class sharing its request or trace id, oldest first.",
+    )
+
+
 class AuditEventCorrelationApi(APIView):
     """GET /api/v1/audit-events/<id>/correlated: every event sharing its request or trace id."""
 
+    audit_action = "correlate"
     permission_classes = [CanSearchAudit]
 
-    @extend_schema(responses=AuditEventSerializer(many=True))
+    @extend_schema(responses=CorrelationSerializer)
     def get(self, request: Request, pk: int) -> Response:
         event = get_object_or_404(AuditEvent.objects.all(), pk=pk)
         timeline = correlated_events(event)
+        record_correlation(request, event_pk=event.pk, found=len(timeline))
         data = [
             {
                 "id": item.pk,

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from google.protobuf.descriptor_pb2 import FileDescriptorSet
@@ -507,6 +507,11 @@ def scanner_rule_save(*, rule: ScannerRule, actor: AbstractBaseUser | None) -> S
 
 # -- retention overrides and legal holds ----------------------------------------------
 
+# Advisory lock key between placing holds and the purge: a hold's transaction takes it
+# exclusive; a purge batch takes it shared before it commits and redoes its work if a hold
+# was placed meanwhile (ingest/retention.py). First 8 bytes of sha256("legal_holds").
+LEGAL_HOLD_LOCK_KEY = int.from_bytes(bytes.fromhex("9d5a2a3f9f251288"), "big", signed=True)
+
 
 @transaction.atomic
 def retention_override_set(
@@ -566,6 +571,10 @@ def legal_hold_create(
         raise RetentionError("a hold needs at least one criterion")
     if occurred_from and occurred_to and occurred_from >= occurred_to:
         raise RetentionError("the hold's time range ends before it starts")
+    # Held until this transaction ends: no purge batch commits between now and then
+    # without seeing the hold (the one in flight redoes its work under it).
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LEGAL_HOLD_LOCK_KEY])
     hold = LegalHold.objects.create(
         reason=reason,
         owner=owner,

@@ -140,7 +140,7 @@ class _ArtifactIngestApi(APIView):
         body = request_body(request)
         context = key_context(request)
         parsed = self.parse(request, body, context)
-        refused = rate_limited(request, max(1, len(parsed.items)))
+        refused = rate_limited(request, max(1, len(parsed.items)), len(body))
         if refused is not None:
             return refused
         report = parsed_artifact_ingest(parsed=parsed, kind=self.kind, context=context)

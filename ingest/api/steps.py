@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from ingest import metrics, pipeline
 from ingest.codes import BatchCode
 from ingest.models import ApiKey
-from ingest.ratelimit import rate_limit_take
+from ingest.ratelimit import Bucket, rate_limits_take
 from telemetry_platform.api_errors import (
     RETRY_AFTER_SECONDS,
     STORE_UNREACHABLE,
@@ -146,24 +146,32 @@ def key_context(request: Request, *, trace_id: str = "") -> pipeline.IngestConte
     )
 
 
-def rate_limited(request: Request, cost: int) -> Response | None:
-    """Take ``cost`` events from the key's token bucket: None, or the 429 to answer."""
+def rate_limited(request: Request, cost: int, size: int) -> Response | None:
+    """Take ``cost`` events and ``size`` bytes from the key's buckets: None, or the 429.
+
+    Bytes are counted as well as events: scanning and storing cost grows with size, so
+    a few huge events must not pass where many small ones would be throttled.
+    """
     api_key: ApiKey = request.auth
     rate = api_key.rate_limit_per_second
     if rate is None:
         rate = telemetry_settings.RATE_LIMIT_EVENTS_PER_SECOND
-    decision = rate_limit_take(
-        bucket=f"key:{api_key.pk}",
-        cost=cost,
-        rate=rate,
-        burst=rate * telemetry_settings.RATE_LIMIT_BURST_SECONDS,
+    byte_rate = telemetry_settings.RATE_LIMIT_BYTES_PER_SECOND
+    burst_seconds = telemetry_settings.RATE_LIMIT_BURST_SECONDS
+    decision = rate_limits_take(
+        [
+            Bucket(f"key:{api_key.pk}", rate, rate * burst_seconds, cost),
+            Bucket(f"key-bytes:{api_key.pk}", byte_rate, byte_rate * burst_seconds, size),
+        ]
     )
     if decision.allowed:
         return None
+    if decision.short.startswith("key-bytes:"):
+        message = f"rate limit of {byte_rate:g} bytes/s for this key exceeded; retry later"
+    else:
+        message = f"rate limit of {rate:g} events/s for this key exceeded; retry later"
     response = error_response(
-        BatchCode.RATE_LIMITED,
-        f"rate limit of {rate:g} events/s for this key exceeded; retry later",
-        status=status.HTTP_429_TOO_MANY_REQUESTS,
+        BatchCode.RATE_LIMITED, message, status=status.HTTP_429_TOO_MANY_REQUESTS
     )
     response["Retry-After"] = str(decision.retry_after)
     return response

@@ -34,8 +34,9 @@ class EventBatchIngestApi(APIView):
     def _ingest(self, request: Request) -> Response:
         decode = self._decoder(request)
         trace_id = self._trace_context(request)
-        items = decode(request_body(request), default_schema=request.query_params.get("schema", ""))
-        refused = rate_limited(request, len(items))
+        body = request_body(request)
+        items = decode(body, default_schema=request.query_params.get("schema", ""))
+        refused = rate_limited(request, len(items), len(body))
         if refused is not None:
             return refused
         context = key_context(request, trace_id=trace_id)

@@ -131,6 +131,41 @@ def test_correlation_joins_events_of_every_class(analyst, corpus):
     ]
 
 
+def test_correlation_lookups_are_audited(analyst, corpus):
+    """Opening an event's timeline is recorded: who, which event, how many events it showed."""
+    audit_row = analyst.get("/api/v1/audit-events", {"request_id": "req_b"}).json()["results"][0]
+    answer = analyst.get(f"/api/v1/audit-events/{audit_row['id']}/correlated").json()
+    assert set(answer) == {"event", "timeline"}
+    record = platform_audit_events("platform.audit.correlated").get()
+    assert record.payload["attributes"]["event"] == str(audit_row["id"])
+    assert record.payload["attributes"]["timeline_events"] == str(len(answer["timeline"]))
+    assert record.actor_hash.startswith("k1:")
+
+
+def test_the_openapi_schema_describes_correlation_as_an_object(analyst, corpus):
+    """The documented answer of /correlated is the object it returns, not an array."""
+    schema = analyst.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    operation = schema["paths"]["/api/v1/audit-events/{id}/correlated"]["get"]
+    content = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    component = schema["components"]["schemas"][content["$ref"].rsplit("/", 1)[1]]
+    assert component["type"] == "object"
+    assert set(component["properties"]) == {"event", "timeline"}
+
+
+def test_denied_audit_access_is_audited(client, corpus):
+    """A signed-in user without the role is refused (403) and the attempt is recorded,
+    in the API and in the admin alike."""
+    other = get_user_model().objects.create_user("dev", password="pw-123456!", is_staff=True)
+    client.force_login(other)
+    assert client.get("/api/v1/audit-events", {"actor": "eli@corp.test"}).status_code == 403
+    assert client.get("/admin/audit/auditevent/").status_code == 403
+    denied = platform_audit_events("platform.audit.denied").order_by("id")
+    assert [row.payload["attributes"]["action"] for row in denied] == ["search", "search"]
+    assert {row.payload["outcome"] for row in denied} == {"denied"}
+    assert "eli@corp.test" not in json.dumps([row.payload for row in denied])
+    assert not platform_audit_events("platform.audit.searched").exists()
+
+
 def test_only_the_security_group_sees_audit_data(client, corpus):
     """Other users get 403; anonymous 401/403; a token works for analysts."""
     assert client.get("/api/v1/audit-events").status_code in (401, 403)

@@ -179,6 +179,27 @@ def test_rate_limit_is_429_with_retry_after(client, platform_config):
     assert Event.objects.filter(source="web").count() == stored
 
 
+def test_bytes_are_rate_limited_as_well_as_events(client, platform_config, settings):
+    """A few huge events pass an events/s limit but not the bytes/s one: 429, nothing stored,
+    and the events bucket is not charged for the refused batch."""
+    from telemetry_platform.redis_client import redis_client
+
+    redis_client().flushdb()
+    settings.TELEMETRY_RATE_LIMIT_BYTES_PER_SECOND = 4000  # 20,000 bytes of burst
+    limited = make_client(client, rate_limit_per_second=100.0)
+    big = [audit_event(attributes={"note": "y" * 6000}) for _ in range(2)]
+    assert limited.post(batch(*big)).status_code == 200
+    stored = Event.objects.filter(source="web").count()
+    refused = limited.post(batch(*(audit_event(attributes={"note": "y" * 6000}) for _ in range(2))))
+    assert refused.status_code == 429
+    assert "bytes/s" in refused.json()["error"]["message"]
+    assert int(refused["Retry-After"]) >= 1
+    assert Event.objects.filter(source="web").count() == stored
+    # Small batches still go through on the events bucket the refusal did not charge.
+    settings.TELEMETRY_RATE_LIMIT_BYTES_PER_SECOND = 0
+    assert limited.post(batch(*(audit_event() for _ in range(400)))).status_code == 200
+
+
 def test_traceparent_header_applies_to_events_without_one(ingest_client):
     """A valid traceparent header gives its trace id to events that carry none of their own."""
     own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
