@@ -24,6 +24,9 @@ DEFAULTS: dict[str, Any] = {
     # seconds' worth of events a key may send at once (the bucket size).
     "RATE_LIMIT_EVENTS_PER_SECOND": 2000.0,
     "RATE_LIMIT_BURST_SECONDS": 5.0,
+    # Per-key limit in request-body bytes per second (after gzip; 0 switches it off), with
+    # the same burst: scanning cost grows with size, so bytes are limited as well as events.
+    "RATE_LIMIT_BYTES_PER_SECOND": 2 * 1024 * 1024,
     # Statement timeout of the ingest transaction; beyond it the client gets 503.
     "DB_STATEMENT_TIMEOUT_MS": 5000,
     # Day partitions created ahead of today, per class.
@@ -42,6 +45,12 @@ DEFAULTS: dict[str, Any] = {
     # Keys for keyed hashes: key id -> secret. The active key hashes new data.
     "HASH_KEYS": {"k1": "dev-insecure-hash-key-change-me"},
     "HASH_KEY_ID": "k1",
+    # Keys of the audit chain heads' digests and of the daily digest files (key id -> secret),
+    # kept apart from the hash keys; the active id signs new digests.
+    "AUDIT_DIGEST_KEYS": {"d1": "dev-insecure-audit-digest-key-change-me"},
+    "AUDIT_DIGEST_KEY_ID": "d1",
+    # Directory the daily audit digest files are written to (empty: not exported).
+    "AUDIT_DIGEST_DIR": "",
     # Fields with no classification: "drop" them (default) or "reject" the event.
     "UNCLASSIFIED_FIELDS": "drop",
     # A pseudonymous id kept as-is that is not a hash: "reject" the event or "hash" it.

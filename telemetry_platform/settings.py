@@ -185,6 +185,9 @@ TELEMETRY_RATE_LIMIT_EVENTS_PER_SECOND = float(
     env_str("TELEMETRY_RATE_LIMIT_EVENTS_PER_SECOND", "2000")
 )
 TELEMETRY_RATE_LIMIT_BURST_SECONDS = float(env_str("TELEMETRY_RATE_LIMIT_BURST_SECONDS", "5"))
+TELEMETRY_RATE_LIMIT_BYTES_PER_SECOND = float(
+    env_str("TELEMETRY_RATE_LIMIT_BYTES_PER_SECOND", str(2 * 1024 * 1024))
+)
 TELEMETRY_DB_STATEMENT_TIMEOUT_MS = env_int("TELEMETRY_DB_STATEMENT_TIMEOUT_MS", 5000)
 # The body limit is enforced by the ingest view; let Django read bodies up to it.
 DATA_UPLOAD_MAX_MEMORY_SIZE = TELEMETRY_MAX_BODY_BYTES
@@ -199,6 +202,21 @@ TELEMETRY_HASH_KEY_ID = env_str("TELEMETRY_HASH_KEY_ID", next(iter(TELEMETRY_HAS
 if TELEMETRY_HASH_KEY_ID not in TELEMETRY_HASH_KEYS:
     raise ValueError("TELEMETRY_HASH_KEY_ID must name a key listed in TELEMETRY_HASH_KEYS")
 TELEMETRY_PLAN_REFRESH_SECONDS = float(env_str("TELEMETRY_PLAN_REFRESH_SECONDS", "1"))
+# Audit digest keys as "id:secret,id:secret" (heads and daily digest files); keep old ids
+# listed after a rotation so older digests still verify.
+TELEMETRY_AUDIT_DIGEST_KEYS = dict(
+    item.split(":", 1)
+    for item in env_list(
+        "TELEMETRY_AUDIT_DIGEST_KEYS", ["d1:dev-insecure-audit-digest-key-change-me"]
+    )
+)
+TELEMETRY_AUDIT_DIGEST_KEY_ID = env_str(
+    "TELEMETRY_AUDIT_DIGEST_KEY_ID", next(iter(TELEMETRY_AUDIT_DIGEST_KEYS))
+)
+if TELEMETRY_AUDIT_DIGEST_KEY_ID not in TELEMETRY_AUDIT_DIGEST_KEYS:
+    raise ValueError("TELEMETRY_AUDIT_DIGEST_KEY_ID must name a key in TELEMETRY_AUDIT_DIGEST_KEYS")
+# Where beat writes one digest file per closed UTC day (empty: off). Use write-once storage.
+TELEMETRY_AUDIT_DIGEST_DIR = env_str("TELEMETRY_AUDIT_DIGEST_DIR", "")
 
 # Fields with no classification: "drop" (default) or "reject" the whole event.
 TELEMETRY_UNCLASSIFIED_FIELDS = env_str("TELEMETRY_UNCLASSIFIED_FIELDS", "drop")
