@@ -433,15 +433,12 @@ def _delete_expired_rows(rules: RetentionRules, progress: PurgeProgress, save) -
 
 
 def _audit_chains_purged(event_class: str, *, day_from: date | None, day_to: date) -> None:
-    """Mark the audit chains a purge touched: their final links stay, gaps are expected."""
+    """Record on the audit chain heads a purge touched how many links it removed."""
     if event_class != "audit_event":
         return
-    from audit.models import AuditChainHead
+    from audit.services import audit_chain_heads_purge_record
 
-    heads = AuditChainHead.objects.filter(day__lte=day_to)
-    if day_from is not None:
-        heads = heads.filter(day__gte=day_from)
-    heads.filter(purged_at__isnull=True).update(purged_at=timezone.now())
+    audit_chain_heads_purge_record(day_from=day_from, day_to=day_to)
 
 
 def purge_class(

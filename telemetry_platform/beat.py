@@ -19,6 +19,11 @@ BEAT_SCHEDULE: dict[str, tuple[str, dict[str, str], dict]] = {
         {"minute": "7", "hour": "*"},
         {},
     ),
+    "export audit digests": (
+        "audit.tasks.export_audit_digests",
+        {"minute": "37", "hour": "*"},
+        {},
+    ),
 }
 
 

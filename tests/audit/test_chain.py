@@ -171,3 +171,80 @@ def test_purged_days_still_verify(platform_config, capsys):
     code, out = verify(capsys)
     assert code == 0, out
     assert "1 partly or wholly purged" in out
+
+
+def test_deleting_the_last_row_and_stepping_the_head_back_is_reported(platform_config, capsys):
+    """Removing the last row and decrementing the head's last_seq breaks the head."""
+    store(4)
+    sql("DELETE FROM ingest_event WHERE chain_seq = 4 AND source = 'control-service'")
+    sql("UPDATE audit_auditchainhead SET last_seq = 3 WHERE source = 'control-service'")
+    code, out = verify(capsys)
+    assert code == 1, out
+    assert "head_mismatch" in out
+
+
+def test_marking_a_chain_purged_does_not_excuse_a_deleted_row(platform_config, capsys):
+    """Setting purged_at on a head by hand, then deleting a middle row, is still reported."""
+    store(4)
+    sql("UPDATE audit_auditchainhead SET purged_at = now() WHERE source = 'control-service'")
+    sql("DELETE FROM ingest_event WHERE chain_seq = 2 AND source = 'control-service'")
+    code, out = verify(capsys)
+    assert code == 1, out
+    assert "head_altered" in out
+
+
+def test_a_row_deleted_after_a_partial_purge_is_reported(platform_config, capsys):
+    """A purge that kept held rows of a chain excuses its own gaps, not a later deletion."""
+    from django.contrib.auth import get_user_model
+
+    from governance.services import legal_hold_create
+
+    owner = get_user_model().objects.create_user("counsel", password="pw-123456!")
+    old = datetime.now(UTC) - timedelta(days=450)
+    store(4, when=old)  # users user_0..user_3 at links 1..4
+    for user in ("user_1", "user_3"):
+        legal_hold_create(reason="case 7", owner=owner, actor_identifier=user)
+    events_purge_expired(event_class="audit_event")
+    head = AuditChainHead.objects.get(day=old.date())
+    assert head.purged_at is not None and head.rows_purged == 2
+    code, out = verify(capsys)
+    assert code == 0, out
+    sql("DELETE FROM ingest_event WHERE chain_seq = 2 AND source = 'control-service'")
+    code, out = verify(capsys)
+    assert code == 1, out
+    assert "missing (3 links absent, the purge removed 2)" in out
+
+
+@pytest.mark.parametrize("column", ["actor_hash", "request_id", "trace_id"])
+def test_an_edited_search_column_is_reported(platform_config, capsys, column):
+    """The columns audit search filters on are covered by the link: editing one is caught."""
+    store(3)
+    sql(
+        f"UPDATE ingest_event SET {column} = 'forged' "  # noqa: S608 (a fixed column name)
+        "WHERE chain_seq = 2 AND source = 'control-service'"
+    )
+    code, out = verify(capsys)
+    assert code == 1, out
+    assert "at link 2: altered" in out
+
+
+def test_a_chain_deleted_with_its_head_is_caught_by_the_digest_files(
+    platform_config, capsys, tmp_path
+):
+    """Deleting a closed day's chain together with its head is caught against the digest file."""
+    store(3)
+    store(2, source="billing")
+    call_command("export_audit_digests", "--dir", str(tmp_path))
+    assert (tmp_path / f"audit-digest-{DAY.date()}.json").exists()
+    sql("DELETE FROM ingest_event WHERE source = 'billing'")
+    sql("DELETE FROM audit_auditchainhead WHERE source = 'billing'")
+    code, out = verify(capsys)
+    assert code == 0, out  # the database alone no longer knows the chain existed
+    try:
+        call_command("verify_audit_chain", "--digests", str(tmp_path))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert f"billing {DAY.date()}: deleted_chain" in out
