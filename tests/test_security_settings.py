@@ -34,7 +34,7 @@ def check_deploy(extra: dict[str, str]) -> subprocess.CompletedProcess:
         if key not in PRODUCTION_ENV and not key.startswith("SECURE_")
     }
     env.update(extra, DJANGO_SETTINGS_MODULE="telemetry_platform.settings")
-    return subprocess.run(  # noqa: S603
+    return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
         env=env,
