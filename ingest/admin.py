@@ -24,7 +24,7 @@ from .artifacts.selectors import (
 )
 from .artifacts.trends import trend_chart_svg
 from .models import ApiKey, Event, PerformanceTrend, PurgeRun
-from .retention import purge_preview
+from .retention import purge_preview, purge_runs_interrupted_mark
 from .services import api_key_create, api_key_revoke, api_key_scope_update
 from .tasks import purge_expired_events
 
@@ -173,6 +173,24 @@ class PurgeRunAdmin(admin.ModelAdmin):
     )
     fields = readonly_fields
     change_list_template = "admin/ingest/purgerun/change_list.html"
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict | None = None
+    ) -> HttpResponse:
+        """The runs, those whose worker died shown as interrupted (not left 'running')."""
+        purge_runs_interrupted_mark()
+        return super().changelist_view(request, extra_context)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        """One run, shown as interrupted if its worker died."""
+        purge_runs_interrupted_mark()
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="partitions dropped")
     def dropped(self, obj: PurgeRun) -> int:

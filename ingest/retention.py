@@ -306,6 +306,56 @@ def class_purge_lock(event_class: str) -> Iterator[bool]:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
+def _advisory_lock_held(key: int) -> bool:
+    """Whether any session of this database holds advisory lock ``key`` (a read-only probe:
+    trying the lock instead would make a purge starting meanwhile skip its run)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND objsubid = 1 AND classid::bigint = %s AND objid::bigint = %s)",
+            [(key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF],
+        )
+        return cursor.fetchone()[0]
+
+
+def class_purge_running(event_class: str) -> bool:
+    """Whether a purge of ``event_class`` runs now (some session holds its class lock)."""
+    return _advisory_lock_held(_lock_key(event_class))
+
+
+INTERRUPTED_ERROR = "the worker stopped before finishing"
+
+
+def purge_runs_interrupted_mark(*, event_class: str | None = None) -> int:
+    """Mark the runs left 'running' by a purge that no longer runs as interrupted; return
+    how many were marked.
+
+    A purge holds its class lock (a session-level advisory lock) from before its run is
+    created until after its final status is committed, and PostgreSQL frees the lock when
+    the session ends, a killed worker's too. So a run still 'running' while no session
+    holds its class's lock lost its worker. The update re-checks the status, so a run that
+    finished since it was read keeps its final status.
+    """
+    from .metrics import PURGE_RUNS
+    from .models import PurgeRun
+
+    running = PurgeRun.objects.filter(status=PurgeRun.Status.RUNNING)
+    if event_class:
+        running = running.filter(event_class=event_class)
+    marked = 0
+    for run in running.only("pk", "event_class"):
+        if class_purge_running(run.event_class_id):
+            continue
+        updated = PurgeRun.objects.filter(pk=run.pk, status=PurgeRun.Status.RUNNING).update(
+            status=PurgeRun.Status.INTERRUPTED, error=INTERRUPTED_ERROR, finished_at=timezone.now()
+        )
+        if updated:
+            PURGE_RUNS.labels(run.event_class_id, PurgeRun.Status.INTERRUPTED).inc()
+            marked += updated
+    return marked
+
+
 @dataclass
 class PurgeProgress:
     partitions_dropped: list[str] = field(default_factory=list)
@@ -457,7 +507,7 @@ def purge_class(
         # Under the lock no other purge of this class runs: older "running" runs died.
         PurgeRun.objects.filter(event_class=event_class, status=PurgeRun.Status.RUNNING).exclude(
             pk=run.pk
-        ).update(status=PurgeRun.Status.INTERRUPTED, error="the worker stopped before finishing")
+        ).update(status=PurgeRun.Status.INTERRUPTED, error=INTERRUPTED_ERROR)
         progress = PurgeProgress()
 
         def save(progress: PurgeProgress) -> None:

@@ -16,6 +16,7 @@ from django.db import connection
 
 from ingest import pipeline
 from ingest.models import Event, PurgeRun
+from ingest.retention import INTERRUPTED_ERROR
 from ingest.tasks import purge_expired_events
 from telemetry_platform.celery import app as celery_app
 from tests.factories import AUDIT_SCHEMA, audit_event, batch, iso
@@ -84,10 +85,24 @@ def test_purge_runs_alongside_ingest_without_errors_or_lost_events(
     assert set(accepted) <= stored
 
 
+def interrupted_in_admin(admin_client, run: PurgeRun, *, within: float) -> bool:
+    """Whether the purge runs page shows ``run`` as interrupted within ``within`` seconds."""
+    cell = f'<a href="/admin/ingest/purgerun/{run.pk}/change/">'
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        page = admin_client.get("/admin/ingest/purgerun/").content.decode()
+        row = page[page.index(cell) :].split("</tr>", 1)[0]
+        if '<td class="field-status">Interrupted</td>' in row:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def test_a_killed_purge_leaves_consistent_data_and_the_next_run_finishes(
-    platform_config, empty_broker
+    platform_config, empty_broker, admin_client
 ):
-    """SIGKILL the worker mid-purge: every batch is all-or-nothing; the next run completes."""
+    """SIGKILL the worker mid-purge: every batch is all-or-nothing; the run shows as
+    interrupted at once (no need to wait for the next purge); the next run completes."""
     store_old(1200)
     store_recent = pipeline.ingest_batch(
         [pipeline.RawItem(AUDIT_SCHEMA, audit_event(event_name="keep.me"))],
@@ -135,14 +150,23 @@ def test_a_killed_purge_leaves_consistent_data_and_the_next_run_finishes(
                 break
             time.sleep(0.1)
         assert run is not None and run.rows_deleted >= 200
+        # While its worker lives, the run is shown running (the page marks nothing).
+        admin_client.get("/admin/ingest/purgerun/")
+        run.refresh_from_db()
+        assert run.status == PurgeRun.Status.RUNNING
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
     finally:
         if worker.poll() is None:
             worker.kill()
+    # The dead worker's session (and its class lock) is gone once PostgreSQL sees the
+    # socket close; no other purge has run.
+    assert interrupted_in_admin(admin_client, run, within=15)
     run.refresh_from_db()
+    assert (run.status, run.error) == (PurgeRun.Status.INTERRUPTED, INTERRUPTED_ERROR)
+    assert run.finished_at is not None
+    assert PurgeRun.objects.count() == 1
     remaining = Event.objects.filter(source="aged", payload__event_name__startswith="old.").count()
-    assert run.status == PurgeRun.Status.RUNNING
     assert 0 < remaining < 1200
     # Whole batches only; the record lags at most the one batch committed before the kill.
     gone = 1200 - remaining
