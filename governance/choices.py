@@ -1,4 +1,4 @@
-"""Choices used across governance: revision lifecycle and envelope field roles."""
+"""Choices used across governance: lifecycle, field roles, policies and their strength."""
 
 from django.db import models
 
@@ -55,6 +55,29 @@ class RedactionAction(models.TextChoices):
     GENERALIZE = "generalize", "Generalize (IPv4 /24, IPv6 /48, time to the hour)"
     DROP = "drop", "Drop"
     REJECT_EVENT = "reject_event", "Reject the event"
+
+
+# How much each classification and action protects, weakest first. A policy moves to a
+# weaker one only through a reviewed change request; a stronger one may apply at once.
+CLASSIFICATION_STRENGTH: dict[str, int] = {
+    Classification.PUBLIC: 0,
+    Classification.INTERNAL: 1,
+    Classification.PSEUDONYMOUS_ID: 2,
+    Classification.PERSONAL: 3,
+    Classification.SENSITIVE: 4,
+    Classification.SECRET: 5,
+}
+# Truncate and mask both keep N characters (mask the less identifying end); a keyed hash
+# keeps no character, only joins; drop keeps nothing; reject_event refuses the event.
+ACTION_STRENGTH: dict[str, int] = {
+    RedactionAction.KEEP: 0,
+    RedactionAction.GENERALIZE: 1,
+    RedactionAction.TRUNCATE: 2,
+    RedactionAction.MASK: 3,
+    RedactionAction.HASH: 4,
+    RedactionAction.DROP: 5,
+    RedactionAction.REJECT_EVENT: 6,
+}
 
 
 class ScanAction(models.TextChoices):

@@ -8,7 +8,13 @@ from dataclasses import dataclass
 
 import yaml
 
-from .choices import Classification, FieldRole, RedactionAction
+from .choices import (
+    ACTION_STRENGTH,
+    CLASSIFICATION_STRENGTH,
+    Classification,
+    FieldRole,
+    RedactionAction,
+)
 from .redaction import PolicySpec
 from .schemas import CompiledSchema, field_option, leaf_fields
 
@@ -54,6 +60,7 @@ ROLE_POLICIES: dict[str, PolicySpec] = {role: INTERNAL_KEEP for role in FieldRol
 }
 
 OPTION_PREFIXES = {"classification": "CLASSIFICATION_", "action": "REDACTION_ACTION_"}
+DEFAULT_KEEP_CHARS = 4  # what the engine keeps when a mask or truncate names no count
 
 
 def _option_policy(compiled: CompiledSchema, field: object) -> PolicySpec | None:
@@ -75,25 +82,101 @@ def _option_policy(compiled: CompiledSchema, field: object) -> PolicySpec | None
     )
 
 
+def annotated_policies(compiled: CompiledSchema) -> dict[str, PolicySpec]:
+    """Path -> the ``(telemetry.v1.policy)`` annotation of every annotated leaf."""
+    annotated = {}
+    for path, field in leaf_fields(compiled.descriptor):
+        spec = _option_policy(compiled, field)
+        if spec is not None:
+            annotated[path] = spec
+    return annotated
+
+
+def policy_loosening(current: PolicySpec, proposed: PolicySpec) -> list[str]:
+    """How ``proposed`` protects less than ``current``, one line each (empty: it does not).
+
+    Weaker is a lower classification or action (``choices.CLASSIFICATION_STRENGTH``,
+    ``ACTION_STRENGTH``), more characters kept by the same mask or truncate, or a kept
+    value no longer scanned. A proposal weaker in one respect loosens, whatever else it
+    tightens.
+    """
+    ways = []
+    if CLASSIFICATION_STRENGTH[proposed.classification] < CLASSIFICATION_STRENGTH[
+        current.classification
+    ]:
+        ways.append(f"classification {current.classification} -> {proposed.classification}")
+    if ACTION_STRENGTH[proposed.action] < ACTION_STRENGTH[current.action]:
+        ways.append(f"action {current.action} -> {proposed.action}")
+    elif proposed.action == current.action and proposed.action in (A.MASK, A.TRUNCATE):
+        kept_now = DEFAULT_KEEP_CHARS if current.keep_chars is None else current.keep_chars
+        kept_then = DEFAULT_KEEP_CHARS if proposed.keep_chars is None else proposed.keep_chars
+        if kept_then > kept_now:
+            ways.append(f"keep_chars {kept_now} -> {kept_then}")
+    if current.scan and not proposed.scan and proposed.action == A.KEEP:
+        ways.append("content scan off")
+    return ways
+
+
+@dataclass(frozen=True)
+class WithheldAnnotation:
+    """An annotation weaker than the policy in force: not applied, proposed for review."""
+
+    path: str
+    in_force: PolicySpec
+    annotated: PolicySpec
+    loosening: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PolicySeed:
+    """A new revision's policies, and what the upload's annotations could not change."""
+
+    policies: dict[str, PolicySpec]
+    withheld: tuple[WithheldAnnotation, ...] = ()
+    tightened: tuple[str, ...] = ()
+
+
 def field_policies_seed(
     compiled: CompiledSchema,
     *,
     roles: Mapping[str, str],
     previous: Mapping[str, PolicySpec],
-) -> dict[str, PolicySpec]:
-    """Policies for a new revision: annotations first, then the previous revision's, then
-    conventions by field name and role. Paths none of these cover stay unclassified."""
+    previous_annotations: Mapping[str, PolicySpec] | None = None,
+) -> PolicySeed:
+    """Policies for a new revision.
+
+    A path the previous revision has a policy for inherits that reviewed policy. Its
+    annotation counts only where it changed since the previous revision's sources: a
+    stricter one applies at once (``tightened``), a weaker one is ``withheld`` (the
+    reviewed policy stays in force; the caller proposes the annotation for review).
+    Other paths take their annotation, else conventions by field name and role; paths
+    none of these cover stay unclassified.
+    """
+    previous_annotations = previous_annotations or {}
     role_of = {path: role for role, path in roles.items()}
-    seeded = {}
+    seeded: dict[str, PolicySpec] = {}
+    withheld: list[WithheldAnnotation] = []
+    tightened: list[str] = []
     for path, field in leaf_fields(compiled.descriptor):
-        spec = _option_policy(compiled, field) or previous.get(path)
-        if spec is None:
-            spec = CONVENTIONAL_POLICIES.get(field.name)
+        annotated = _option_policy(compiled, field)
+        in_force = previous.get(path)
+        if in_force is not None:
+            seeded[path] = in_force
+            if annotated is None or annotated in (in_force, previous_annotations.get(path)):
+                continue
+            loosening = policy_loosening(in_force, annotated)
+            if loosening:
+                withheld.append(WithheldAnnotation(path, in_force, annotated, tuple(loosening)))
+            else:
+                seeded[path] = annotated
+                tightened.append(path)
+            continue
+        spec = annotated or CONVENTIONAL_POLICIES.get(field.name)
         if spec is None and path in role_of:
             spec = ROLE_POLICIES[role_of[path]]
         if spec is not None:
             seeded[path] = spec
-    return seeded
+    return PolicySeed(seeded, tuple(withheld), tuple(tightened))
 
 
 # -- policy as code -------------------------------------------------------------------

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 
 from ingest.retention import purge_preview
 
@@ -25,7 +25,13 @@ from ..services import (
     retention_limits_for,
     schema_register,
 )
-from .workflow import PROPOSE, ChangeReasonField, ProposeThroughChangeRequest, propose
+from .workflow import (
+    PROPOSE,
+    ChangeReasonField,
+    ProposeThroughChangeRequest,
+    change_request_url,
+    propose,
+)
 
 
 class EventClassForm(forms.ModelForm):
@@ -189,6 +195,7 @@ class SchemaAdmin(admin.ModelAdmin):
                 revision = registered.revision
                 verb = "Registered" if registered.created else "Already registered:"
                 self.message_user(request, f"{verb} {revision}.", messages.SUCCESS)
+                self._report_annotations(request, registered)
                 return redirect("admin:governance_schemarevision_change", revision.pk)
         context = {
             **self.admin_site.each_context(request),
@@ -199,6 +206,43 @@ class SchemaAdmin(admin.ModelAdmin):
             "has_view_permission": True,
         }
         return TemplateResponse(request, "admin/governance/schema/register.html", context)
+
+    def _report_annotations(self, request: HttpRequest, registered) -> None:
+        """Say which annotations applied at once (stricter) and which wait for review."""
+        if registered.tightened:
+            self.message_user(
+                request,
+                "Stricter annotations applied at once: " + ", ".join(registered.tightened) + ".",
+                messages.INFO,
+            )
+        if not registered.withheld:
+            return
+        withheld = "; ".join(
+            f"{w.path} {w.annotated.classification}/{w.annotated.action} "
+            f"(in force: {w.in_force.classification}/{w.in_force.action})"
+            for w in registered.withheld
+        )
+        change_request = registered.change_request
+        if change_request is None:
+            follow_up = "Propose them as a field policy change if they are meant."
+            self.message_user(
+                request,
+                f"Not applied, weaker than the reviewed policy: {withheld}. {follow_up}",
+                messages.WARNING,
+            )
+            return
+        self.message_user(
+            request,
+            format_html(
+                "Not applied, weaker than the reviewed policy: {}. Proposed for review as "
+                '<a href="{}">change request #{}</a>; the reviewed policy stays in force '
+                "until someone else approves it.",
+                withheld,
+                change_request_url(change_request),
+                change_request.pk,
+            ),
+            messages.WARNING,
+        )
 
 
 @admin.register(SchemaRevision)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from governance.choices import RevisionStatus
@@ -99,6 +101,60 @@ class SchemaRevisionSerializer(serializers.ModelSerializer):
 
     def get_catalogue(self, revision: SchemaRevision) -> list[dict[str, Any]]:
         return catalogue_data(revision)
+
+
+class WithheldAnnotationSerializer(serializers.Serializer):
+    path = serializers.CharField()
+    annotated = serializers.DictField(help_text="The upload's annotation (not applied).")
+    in_force = serializers.DictField(help_text="The reviewed policy, still in force.")
+    loosening = serializers.ListField(child=serializers.CharField())
+
+
+class PolicyAnnotationsSerializer(serializers.Serializer):
+    """What the upload's policy annotations changed, and what waits for review."""
+
+    applied_stricter = serializers.ListField(
+        child=serializers.CharField(), help_text="Paths whose stricter annotation applied."
+    )
+    not_applied = WithheldAnnotationSerializer(
+        many=True, help_text="Annotations weaker than the reviewed policy: not applied."
+    )
+    change_request = serializers.DictField(
+        allow_null=True, help_text="The change request proposing them: id and state."
+    )
+
+
+def policy_annotations_data(registered: Any) -> dict[str, Any]:
+    """The ``policy_annotations`` of a registration answer (a ``RegisteredRevision``)."""
+    change_request = registered.change_request
+    return {
+        "applied_stricter": list(registered.tightened),
+        "not_applied": [
+            {
+                "path": withheld.path,
+                "annotated": asdict(withheld.annotated),
+                "in_force": asdict(withheld.in_force),
+                "loosening": list(withheld.loosening),
+            }
+            for withheld in registered.withheld
+        ],
+        "change_request": None
+        if change_request is None
+        else {"id": change_request.pk, "state": change_request.status},
+    }
+
+
+class SchemaRegisteredSerializer(SchemaRevisionSerializer):
+    """The registration answer: the revision, and what its annotations could not change."""
+
+    policy_annotations = serializers.SerializerMethodField()
+
+    class Meta(SchemaRevisionSerializer.Meta):
+        fields = (*SchemaRevisionSerializer.Meta.fields, "policy_annotations")
+
+    @extend_schema_field(PolicyAnnotationsSerializer)
+    def get_policy_annotations(self, revision: SchemaRevision) -> dict[str, Any]:
+        return policy_annotations_data(self.context["registered"])
 
 
 class SchemaSerializer(serializers.ModelSerializer):

@@ -23,6 +23,7 @@ from telemetry_platform.api_errors import error_response
 
 from .serializers import (
     MAX_PROTO_BYTES,
+    SchemaRegisteredSerializer,
     SchemaRegisterSerializer,
     SchemaRevisionSerializer,
     SchemaSerializer,
@@ -72,8 +73,13 @@ class SchemaListRegisterApi(APIView):
             "multipart/form-data": SchemaRegisterSerializer,
         },
         responses={
-            201: SchemaRevisionSerializer,
-            200: OpenApiResponse(SchemaRevisionSerializer, description="Identical; unchanged."),
+            201: OpenApiResponse(
+                SchemaRegisteredSerializer,
+                description="Registered. Annotations weaker than the previous revision's "
+                "reviewed policies are not applied: policy_annotations names them and the "
+                "change request proposing them.",
+            ),
+            200: OpenApiResponse(SchemaRegisteredSerializer, description="Identical; unchanged."),
             400: OpenApiResponse(description="Not registered: code, errors, violations."),
             413: OpenApiResponse(description="Upload over 1 MiB."),
         },
@@ -121,8 +127,9 @@ class SchemaListRegisterApi(APIView):
                 },
                 status=status.HTTP_400_BAD_REQUEST,
             )
+        answer = SchemaRegisteredSerializer(registered.revision, context={"registered": registered})
         return Response(
-            SchemaRevisionSerializer(registered.revision).data,
+            answer.data,
             status=status.HTTP_201_CREATED if registered.created else status.HTTP_200_OK,
         )
 

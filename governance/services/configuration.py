@@ -21,12 +21,13 @@ from google.protobuf.descriptor_pb2 import FileDescriptorSet
 from audit.services import audit_event_record
 from telemetry_platform.conf import telemetry_settings
 
-from ..choices import RevisionStatus
+from ..choices import ChangeKind, RevisionStatus
 from ..compatibility import Violation, check_against_history
 from ..defaults import DEFAULT_EVENT_CLASSES, PLATFORM_SCHEMAS, platform_proto_sources
 from ..hashing import keyed_hash_candidates
 from ..metric_plans import MetricDefinitionError, metric_compile
 from ..models import (
+    ChangeRequest,
     EventClass,
     FieldPolicy,
     LegalHold,
@@ -37,7 +38,13 @@ from ..models import (
     Schema,
     SchemaRevision,
 )
-from ..policies import PolicyDocument, field_policies_seed
+from ..policies import (
+    PolicyDocument,
+    PolicySeed,
+    WithheldAnnotation,
+    annotated_policies,
+    field_policies_seed,
+)
 from ..protoc import ProtoCompileError, compile_protos_serialized
 from ..redaction import PolicySpec
 from ..scanners import validate_custom_pattern
@@ -132,8 +139,19 @@ def event_class_retention_update(
 
 @dataclass(frozen=True)
 class RegisteredRevision:
+    """The registered revision, and what its annotations could not change at once.
+
+    ``withheld``: annotations weaker than the previous revision's reviewed policy; that
+    policy stays in force and ``change_request`` (None when the actor may not propose,
+    e.g. the configuration load) proposes them for review. ``tightened``: paths whose
+    stricter annotation applied at once.
+    """
+
     revision: SchemaRevision
     created: bool
+    withheld: tuple[WithheldAnnotation, ...] = ()
+    tightened: tuple[str, ...] = ()
+    change_request: ChangeRequest | None = None
 
 
 def _compile_event_schema(
@@ -283,26 +301,68 @@ def _schema_register(
         roles=derived_roles,
         created_by=actor if actor is not None and actor.is_authenticated else None,
     )
-    seeded = field_policies_seed(
+    seed = field_policies_seed(
         load_schema(serialized, message_name),
         roles=derived_roles,
         previous=field_policy_specs(latest) if latest else {},
+        previous_annotations=annotated_policies(
+            load_schema(bytes(latest.descriptor_set), latest.message_name)
+        )
+        if latest
+        else {},
     )
     FieldPolicy.objects.bulk_create(
-        FieldPolicy(revision=revision, path=path, **asdict(spec)) for path, spec in seeded.items()
+        FieldPolicy(revision=revision, path=path, **asdict(spec))
+        for path, spec in seed.policies.items()
     )
     policy_epoch_bump()
-    audit_event_record(
-        event_name="platform.schema.registered",
-        actor=actor,
-        attributes={
-            "schema": name,
-            "version": str(revision.version),
-            "message": message_name,
-            "status": status,
-        },
+    change_request = _loosening_propose(revision, seed, actor) if seed.withheld else None
+    attributes = {
+        "schema": name,
+        "version": str(revision.version),
+        "message": message_name,
+        "status": status,
+    }
+    if seed.withheld:
+        attributes["policies_withheld"] = ",".join(w.path for w in seed.withheld)
+    if seed.tightened:
+        attributes["policies_tightened"] = ",".join(seed.tightened)
+    if change_request is not None:
+        attributes["change_request"] = str(change_request.pk)
+    audit_event_record(event_name="platform.schema.registered", actor=actor, attributes=attributes)
+    return RegisteredRevision(
+        revision,
+        created=True,
+        withheld=seed.withheld,
+        tightened=seed.tightened,
+        change_request=change_request,
     )
-    return RegisteredRevision(revision, created=True)
+
+
+def _loosening_propose(
+    revision: SchemaRevision, seed: PolicySeed, actor: AbstractBaseUser | None
+) -> ChangeRequest | None:
+    """A submitted change request for the withheld annotations, authored by ``actor``;
+    None when nobody who may propose registered (the reviewed policy simply stays)."""
+    if not (
+        actor is not None
+        and actor.is_authenticated
+        and actor.has_perm("governance.propose_changerequest")
+    ):
+        return None
+    from .change_requests import change_request_draft  # the workflow builds on this module
+
+    paths = ", ".join(w.path for w in seed.withheld)
+    return change_request_draft(
+        kind=ChangeKind.FIELD_POLICIES,
+        target=f"schema:{revision.schema.name}",
+        payload={str(revision.version): {w.path: asdict(w.annotated) for w in seed.withheld}},
+        reason=(
+            f"Registering {revision} annotated {paths} with a weaker policy than the "
+            "reviewed one; the reviewed policy stays in force until this is approved."
+        ),
+        actor=actor,
+    )
 
 
 # Lifecycle: a retired revision stays retired; everything else may move forward or back.
@@ -373,6 +433,11 @@ def default_configuration_load(*, actor: AbstractBaseUser | None = None) -> list
         )
         if registered.created:
             changes.append(f"schema {platform_schema.name} v{registered.revision.version}")
+            changes.extend(
+                f"  not applied (weaker than the reviewed policy, propose it for review): "
+                f"{w.path} {_describe(w.annotated)}, in force {_describe(w.in_force)}"
+                for w in registered.withheld
+            )
         elif not registered.revision.field_policies.exists():
             # Registered before field policies existed: seed them from the annotations.
             revision = registered.revision
@@ -380,7 +445,7 @@ def default_configuration_load(*, actor: AbstractBaseUser | None = None) -> list
                 load_schema(bytes(revision.descriptor_set), revision.message_name),
                 roles=revision.roles,
                 previous={},
-            )
+            ).policies
             FieldPolicy.objects.bulk_create(
                 FieldPolicy(revision=revision, path=path, **asdict(spec))
                 for path, spec in seeded.items()

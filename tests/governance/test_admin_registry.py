@@ -158,3 +158,42 @@ def test_the_retention_dry_run_needs_the_change_permission(client, platform_conf
         {"retention_days": "45", "description": "", "change_reason": "longer"},
     )
     assert response.status_code == 403
+
+
+def test_the_admin_says_which_annotations_wait_for_review(client, owner):
+    """An owner's upload loosening user_id is registered with a warning naming the field and
+    linking the change request that proposes it."""
+    from django.contrib.messages import get_messages
+
+    from governance.defaults import PLATFORM_AUDIT_SCHEMA
+    from governance.models import ChangeRequest
+    from governance.selectors import field_policy_specs
+    from tests.governance.test_registration_policies import (
+        AUDIT_MESSAGE,
+        EVENTS_PROTO,
+        USER_ID_HASHED,
+        USER_ID_PUBLIC,
+        audit_sources,
+    )
+
+    client.force_login(owner)
+    sources = audit_sources((USER_ID_HASHED, USER_ID_PUBLIC))
+    response = client.post(
+        "/admin/governance/schema/add/",
+        {
+            "name": PLATFORM_AUDIT_SCHEMA,
+            "event_class": "",
+            "message": AUDIT_MESSAGE,
+            "status": "active",
+            "roles": "",
+            # The options file is the platform's own: protoc resolves its import.
+            "files": [SimpleUploadedFile("events.proto", sources[EVENTS_PROTO].encode())],
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    revision = SchemaRevision.objects.get(schema__name=PLATFORM_AUDIT_SCHEMA, version=2)
+    assert field_policy_specs(revision)["user_id"].action == "hash"
+    change_request = ChangeRequest.objects.get()
+    warning = [str(m) for m in get_messages(response.wsgi_request) if m.level_tag == "warning"]
+    assert len(warning) == 1 and "user_id public/keep" in warning[0]
+    assert f'/admin/governance/changerequest/{change_request.pk}/">change request' in warning[0]

@@ -198,3 +198,40 @@ def test_permissions(client, platform_config):
     client.force_login(user)
     assert client.get("/api/v1/schemas").status_code == 403
     assert upload(client).status_code == 403
+
+
+def test_the_answer_names_annotations_not_applied_and_their_change_request(owner_client):
+    """Re-registering the audit schema with user_id loosened answers 201 with the reviewed
+    policy in force and policy_annotations naming the withheld annotation and the request."""
+    from governance.defaults import PLATFORM_AUDIT_SCHEMA
+    from governance.models import ChangeRequest
+    from tests.governance.test_registration_policies import (
+        AUDIT_MESSAGE,
+        USER_ID_HASHED,
+        USER_ID_PUBLIC,
+        audit_sources,
+    )
+
+    response = owner_client.post(
+        "/api/v1/schemas",
+        {
+            "name": PLATFORM_AUDIT_SCHEMA,
+            "message": AUDIT_MESSAGE,
+            "proto_files": audit_sources((USER_ID_HASHED, USER_ID_PUBLIC)),
+        },
+        content_type="application/json",
+    )
+    assert response.status_code == 201, response.content
+    annotations = response.json()["policy_annotations"]
+    change_request = ChangeRequest.objects.get()
+    assert annotations["change_request"] == {"id": change_request.pk, "state": "submitted"}
+    assert annotations["applied_stricter"] == []
+    (withheld,) = annotations["not_applied"]
+    assert withheld["path"] == "user_id"
+    assert withheld["annotated"]["classification"] == "public"
+    assert withheld["in_force"] == {
+        "classification": "pseudonymous_id",
+        "action": "hash",
+        "keep_chars": None,
+        "scan": False,
+    }
