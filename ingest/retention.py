@@ -495,6 +495,7 @@ def purge_class(
     event_class: EventClass, *, now: datetime, triggered_by: str = "beat"
 ) -> tuple[PurgeProgress | None, RetentionRules | None, str]:
     """Purge one class. Return (progress, rules, status); status ``skipped`` if locked."""
+    from .metrics import PURGE_RUNS
     from .models import PurgeRun
 
     with class_purge_lock(event_class.name) as acquired:
@@ -505,9 +506,12 @@ def purge_class(
             event_class=event_class, cutoff=rules.class_cutoff, triggered_by=triggered_by
         )
         # Under the lock no other purge of this class runs: older "running" runs died.
-        PurgeRun.objects.filter(event_class=event_class, status=PurgeRun.Status.RUNNING).exclude(
-            pk=run.pk
-        ).update(status=PurgeRun.Status.INTERRUPTED, error=INTERRUPTED_ERROR)
+        died = PurgeRun.objects.filter(event_class=event_class, status=PurgeRun.Status.RUNNING)
+        died = died.exclude(pk=run.pk).update(
+            status=PurgeRun.Status.INTERRUPTED, error=INTERRUPTED_ERROR, finished_at=timezone.now()
+        )
+        if died:
+            PURGE_RUNS.labels(event_class.name, PurgeRun.Status.INTERRUPTED).inc(died)
         progress = PurgeProgress()
 
         def save(progress: PurgeProgress) -> None:
