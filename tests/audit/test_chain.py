@@ -248,3 +248,54 @@ def test_a_chain_deleted_with_its_head_is_caught_by_the_digest_files(
     out = capsys.readouterr().out
     assert code == 1, out
     assert f"billing {DAY.date()}: deleted_chain" in out
+
+
+def test_rows_linked_before_the_upgrade_still_verify(platform_config, capsys):
+    """Rows linked under the first content version (bare ``k1:`` links) verify as they are."""
+    import json
+
+    from audit.chain import GENESIS, canonical_content, chain_link
+    from telemetry_platform.conf import telemetry_settings
+
+    store(3)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, event_id, source, occurred_at, payload::text FROM ingest_event "
+            "WHERE source = 'control-service' ORDER BY chain_seq"
+        )
+        rows = cursor.fetchall()
+    previous = GENESIS
+    for row_id, event_id, source, occurred_at, payload in rows:
+        content = canonical_content(
+            event_id=event_id, source=source, occurred_at=occurred_at, payload=json.loads(payload)
+        )
+        link = chain_link(previous, content, key_id="k1", key=telemetry_settings.HASH_KEYS["k1"])
+        sql(
+            "UPDATE ingest_event SET chain_prev = %s, chain_link = %s WHERE id = %s",
+            [previous, link, row_id],
+        )
+        previous = link
+    head = AuditChainHead.objects.get(source="control-service")
+    head.last_link = previous
+    head.seal(key_id="d1", key=telemetry_settings.AUDIT_DIGEST_KEYS["d1"])
+    head.save()
+    assert not previous.startswith("v2.")
+    code, out = verify(capsys)
+    assert code == 0, out
+    sql(
+        "UPDATE ingest_event SET payload = jsonb_set(payload, '{outcome}', '\"failure\"') "
+        "WHERE chain_seq = 2 AND source = 'control-service'"
+    )
+    code, out = verify(capsys)
+    assert code == 1 and "at link 2: altered" in out
+
+
+def test_a_head_sealed_under_another_key_is_reported(platform_config, capsys):
+    """Without the digest key, a head cannot be re-sealed: one sealed under a guess is caught."""
+    store(2)
+    head = AuditChainHead.objects.get(source="control-service")
+    head.last_seq = 1
+    head.seal(key_id="d1", key="attacker-guess")
+    head.save()
+    code, out = verify(capsys)
+    assert code == 1 and "head_altered" in out
