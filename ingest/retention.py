@@ -488,6 +488,11 @@ def _audit_chains_purged(event_class: str, *, day_from: date | None, day_to: dat
         return
     from audit.services import audit_chain_heads_purge_record
 
+    if day_from is None:
+        # A schema override shorter than the class retention deletes rows of later days too.
+        overrides = RetentionOverride.objects.filter(schema__event_class_id=event_class)
+        for days in overrides.values_list("retention_days", flat=True):
+            day_to = max(day_to, (timezone.now() - timedelta(days=days)).date())
     audit_chain_heads_purge_record(day_from=day_from, day_to=day_to)
 
 

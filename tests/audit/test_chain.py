@@ -299,3 +299,22 @@ def test_a_head_sealed_under_another_key_is_reported(platform_config, capsys):
     head.save()
     code, out = verify(capsys)
     assert code == 1 and "head_altered" in out
+
+
+def test_rows_a_shorter_schema_override_purged_still_verify(platform_config, capsys):
+    """An override shorter than the class retention purges rows after the class cutoff:
+    the purge records them on their heads too, so the chain still verifies."""
+    from governance.models import EventClass, Schema
+    from governance.services import retention_override_set
+
+    EventClass.objects.filter(name="audit_event").update(retention_days=400)
+    retention_override_set(
+        schema=Schema.objects.get(name=AUDIT_SCHEMA), retention_days=90, reason="x", actor=None
+    )
+    old = datetime.now(UTC) - timedelta(days=200)
+    store(3, when=old)
+    events_purge_expired(event_class="audit_event")
+    head = AuditChainHead.objects.get(day=old.date())
+    assert head.rows_purged == 3
+    code, out = verify(capsys)
+    assert code == 0, out
