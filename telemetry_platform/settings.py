@@ -1,21 +1,25 @@
-"""Django settings, read from the environment; every variable is listed in the README."""
+"""Django settings. Every environment variable is declared once, in parameters.py."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import dj_database_url
 
-from .env import env_bool, env_int, env_list, env_str
+from .parameters import PARAMETERS, read_all
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-DEBUG = env_bool("DEBUG", False)
-# A development default only: production sets SECRET_KEY (`manage.py check --deploy` warns).
-SECRET_KEY = env_str("SECRET_KEY", "dev-insecure-change-me-telemetry-governance-platform-0000")
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# Every declared variable, parsed and checked; those Django reads become settings of the
+# same name (SECRET_KEY, DEBUG, ..., TELEMETRY_*), the rest are used below.
+_env = read_all()
+globals().update(
+    {
+        parameter.django_setting: _env[parameter.name]
+        for parameter in PARAMETERS
+        if parameter.django_setting
+    }
+)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -54,21 +58,14 @@ MIDDLEWARE = [
 
 # Production transport security (README "Production settings"). Off by default so
 # `make run` works over plain http on 127.0.0.1; `check --deploy` is clean with them set.
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
-CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
-SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 # Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips it from clients).
-if env_bool("TRUST_X_FORWARDED_PROTO", False):
+if _env["TRUST_X_FORWARDED_PROTO"]:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-USE_X_FORWARDED_HOST = env_bool("USE_X_FORWARDED_HOST", False)
 # Content-Security-Policy on every response (django-csp): the admin and the API docs load
 # scripts only from the platform itself; our pages' small <style> blocks need inline style.
 CONTENT_SECURITY_POLICY = {
@@ -106,16 +103,12 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("DATABASE_URL", "postgres://root@127.0.0.1:5432/telemetry_platform"),
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
-        conn_health_checks=True,
+        _env["DATABASE_URL"], conn_max_age=_env["DATABASE_CONN_MAX_AGE"], conn_health_checks=True
     )
 }
 DATABASES["default"].setdefault("OPTIONS", {})
 # A request must fail fast (and answer 503) rather than hang when PostgreSQL is unreachable.
-DATABASES["default"]["OPTIONS"].setdefault(
-    "connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5)
-)
+DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", _env["DATABASE_CONNECT_TIMEOUT"])
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -167,8 +160,6 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Celery: Redis is the broker; results are only kept for on-demand task calls.
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
-CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
 CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ACKS_LATE = True
@@ -178,13 +169,6 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
-# When set, GET /metrics requires "Authorization: Bearer <token>".
-METRICS_BEARER_TOKEN = env_str("METRICS_BEARER_TOKEN", "")
-
-# Redis for the platform's own use (health checks, later rate-limit buckets).
-REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
-
-LOG_FORMAT = env_str("LOG_FORMAT", "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -196,72 +180,13 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "formatter": "json" if _env["LOG_FORMAT"] == "json" else "plain",
             "filters": ["request_context"],
         }
     },
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": _env["LOG_LEVEL"].upper()},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
-# Platform settings (TELEMETRY_*): defaults and documentation live in telemetry_platform/conf.py.
-TELEMETRY_MAX_BODY_BYTES = env_int("TELEMETRY_MAX_BODY_BYTES", 5 * 1024 * 1024)
-TELEMETRY_MAX_EVENTS_PER_BATCH = env_int("TELEMETRY_MAX_EVENTS_PER_BATCH", 1000)
-TELEMETRY_PURGE_BATCH_SIZE = env_int("TELEMETRY_PURGE_BATCH_SIZE", 10_000)
-TELEMETRY_PURGE_BATCH_PAUSE_SECONDS = float(env_str("TELEMETRY_PURGE_BATCH_PAUSE_SECONDS", "0"))
-TELEMETRY_PARTITION_DAYS_AHEAD = env_int("TELEMETRY_PARTITION_DAYS_AHEAD", 7)
-# JSON {"class": [min, max], "*": [min, max]}: the retention days governance owners may set.
-TELEMETRY_RETENTION_LIMITS = json.loads(
-    env_str("TELEMETRY_RETENTION_LIMITS", '{"audit_event": [90, 3650], "*": [1, 3650]}')
-)
-TELEMETRY_MAX_DECOMPRESSED_BYTES = env_int("TELEMETRY_MAX_DECOMPRESSED_BYTES", 20 * 1024 * 1024)
-TELEMETRY_MAX_EVENT_BYTES = env_int("TELEMETRY_MAX_EVENT_BYTES", 64 * 1024)
-TELEMETRY_MAX_FUTURE_SKEW_SECONDS = env_int("TELEMETRY_MAX_FUTURE_SKEW_SECONDS", 300)
-TELEMETRY_RATE_LIMIT_EVENTS_PER_SECOND = float(
-    env_str("TELEMETRY_RATE_LIMIT_EVENTS_PER_SECOND", "2000")
-)
-TELEMETRY_RATE_LIMIT_BURST_SECONDS = float(env_str("TELEMETRY_RATE_LIMIT_BURST_SECONDS", "5"))
-TELEMETRY_RATE_LIMIT_BYTES_PER_SECOND = float(
-    env_str("TELEMETRY_RATE_LIMIT_BYTES_PER_SECOND", str(2 * 1024 * 1024))
-)
-TELEMETRY_DB_STATEMENT_TIMEOUT_MS = env_int("TELEMETRY_DB_STATEMENT_TIMEOUT_MS", 5000)
 # The body limit is enforced by the ingest view; let Django read bodies up to it.
-DATA_UPLOAD_MAX_MEMORY_SIZE = TELEMETRY_MAX_BODY_BYTES
-
-# Keyed-hash keys as "id:secret,id:secret"; TELEMETRY_HASH_KEY_ID picks the one for new data.
-# Rotation adds a key and switches the id; old keys stay listed so search still finds old rows.
-TELEMETRY_HASH_KEYS = dict(
-    item.split(":", 1)
-    for item in env_list("TELEMETRY_HASH_KEYS", ["k1:dev-insecure-hash-key-change-me"])
-)
-TELEMETRY_HASH_KEY_ID = env_str("TELEMETRY_HASH_KEY_ID", next(iter(TELEMETRY_HASH_KEYS)))
-if TELEMETRY_HASH_KEY_ID not in TELEMETRY_HASH_KEYS:
-    raise ValueError("TELEMETRY_HASH_KEY_ID must name a key listed in TELEMETRY_HASH_KEYS")
-TELEMETRY_PLAN_REFRESH_SECONDS = float(env_str("TELEMETRY_PLAN_REFRESH_SECONDS", "1"))
-# Audit digest keys as "id:secret,id:secret" (heads and daily digest files); keep old ids
-# listed after a rotation so older digests still verify.
-TELEMETRY_AUDIT_DIGEST_KEYS = dict(
-    item.split(":", 1)
-    for item in env_list(
-        "TELEMETRY_AUDIT_DIGEST_KEYS", ["d1:dev-insecure-audit-digest-key-change-me"]
-    )
-)
-TELEMETRY_AUDIT_DIGEST_KEY_ID = env_str(
-    "TELEMETRY_AUDIT_DIGEST_KEY_ID", next(iter(TELEMETRY_AUDIT_DIGEST_KEYS))
-)
-if TELEMETRY_AUDIT_DIGEST_KEY_ID not in TELEMETRY_AUDIT_DIGEST_KEYS:
-    raise ValueError("TELEMETRY_AUDIT_DIGEST_KEY_ID must name a key in TELEMETRY_AUDIT_DIGEST_KEYS")
-# Where beat writes one digest file per closed UTC day (empty: off). Use write-once storage.
-TELEMETRY_AUDIT_DIGEST_DIR = env_str("TELEMETRY_AUDIT_DIGEST_DIR", "")
-
-# Fields with no classification: "drop" (default) or "reject" the whole event.
-TELEMETRY_UNCLASSIFIED_FIELDS = env_str("TELEMETRY_UNCLASSIFIED_FIELDS", "drop")
-# A pseudonymous id kept as-is (e.g. actor_scope_hash) that is not a hash: "reject" or "hash".
-TELEMETRY_UNHASHED_PSEUDONYM = env_str("TELEMETRY_UNHASHED_PSEUDONYM", "reject")
-if TELEMETRY_UNCLASSIFIED_FIELDS not in {"drop", "reject"}:
-    raise ValueError("TELEMETRY_UNCLASSIFIED_FIELDS must be 'drop' or 'reject'")
-if TELEMETRY_UNHASHED_PSEUDONYM not in {"reject", "hash"}:
-    raise ValueError("TELEMETRY_UNHASHED_PSEUDONYM must be 'reject' or 'hash'")
-_sensitive_keys = env_str("TELEMETRY_SENSITIVE_KEY_PATTERN", "")
-if _sensitive_keys:
-    TELEMETRY_SENSITIVE_KEY_PATTERN = _sensitive_keys
+DATA_UPLOAD_MAX_MEMORY_SIZE = _env["TELEMETRY_MAX_BODY_BYTES"]
