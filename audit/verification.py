@@ -92,6 +92,7 @@ def _heads_since(since: date | None) -> dict[tuple[str, date], AuditChainHead]:
 
 
 def _row_chains_since(since: date | None) -> set[tuple[str, date]]:
+    start = _day_bounds(since)[0] if since else None
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -99,7 +100,7 @@ def _row_chains_since(since: date | None) -> set[tuple[str, date]]:
             WHERE event_class = 'audit_event' AND chain_seq IS NOT NULL
               AND (%s::timestamptz IS NULL OR occurred_at >= %s)
             """,
-            [*([_day_bounds(since)[0]] * 2 if since else [None, None])],
+            [start, start],
         )
         return set(cursor.fetchall())
 

@@ -318,3 +318,19 @@ def test_rows_a_shorter_schema_override_purged_still_verify(platform_config, cap
     assert head.rows_purged == 3
     code, out = verify(capsys)
     assert code == 0, out
+
+
+def test_since_limits_verification_to_later_days(platform_config, capsys):
+    """--since skips the chains of earlier days (and still checks the later ones)."""
+    store(3)
+    store(2, when=DAY + timedelta(days=2))
+    sql("DELETE FROM ingest_event WHERE chain_seq = 2 AND occurred_at < %s", [DAY + timedelta(days=1)])
+    try:
+        call_command("verify_audit_chain", "--since", str((DAY + timedelta(days=1)).date()))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr().out
+    assert code == 0 and "2 chains" in out, out
+    code, out = verify(capsys)
+    assert code == 1 and "missing" in out
