@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 
 from governance.models import EventClass
 from governance.services import legal_hold_create
@@ -160,6 +160,51 @@ def test_a_hold_committed_while_a_delete_batch_runs_protects_that_batch_too(owne
         locker.close()
     purge.join(timeout=30)
     assert purge_errors == []
+    assert surviving() == set(covered)
+    run = PurgeRun.objects.get(triggered_by="test-holds")
+    assert (run.status, run.rows_deleted, run.rows_kept_by_holds) == ("succeeded", 100, 100)
+
+
+def test_a_batch_finishing_while_a_hold_is_being_placed_waits_for_it_and_honours_it(
+    owner, settings
+):
+    """A batch ready to commit while a hold's transaction is still open (an approval
+    placing it) rolls back, waits for that transaction, and is redone under the hold."""
+    settings.TELEMETRY_PURGE_BATCH_SIZE = 1000
+    store_old(200)
+    covered = range(100, 200)
+    placed, commit = threading.Event(), threading.Event()
+
+    def place_in_open_transaction():
+        with transaction.atomic():
+            place_hold(owner, numbers=covered)
+            placed.set()
+            assert commit.wait(timeout=20)
+
+    locker = connections.create_connection("default")
+    try:
+        locker.set_autocommit(False)
+        with locker.cursor() as cursor:
+            cursor.execute(
+                "SELECT id FROM ingest_event WHERE source = 'aged' "
+                "AND payload->>'event_name' = 'old.0' FOR UPDATE"
+            )
+        purge, purge_errors = in_thread(
+            events_purge_expired, event_class="audit_event", triggered_by="test-holds"
+        )
+        wait_for_blocked("DELETE FROM")
+        hold, hold_errors = in_thread(place_in_open_transaction)
+        assert placed.wait(timeout=20)
+    finally:
+        locker.rollback()
+        locker.close()
+    # The batch's DELETE ends; its commit must now wait for the hold's transaction.
+    wait_for_blocked("SELECT pg_advisory_lock_shared")
+    assert surviving() == set(range(200))
+    commit.set()
+    hold.join(timeout=20)
+    purge.join(timeout=30)
+    assert (hold_errors, purge_errors) == ([], [])
     assert surviving() == set(covered)
     run = PurgeRun.objects.get(triggered_by="test-holds")
     assert (run.status, run.rows_deleted, run.rows_kept_by_holds) == ("succeeded", 100, 100)
