@@ -3,6 +3,12 @@
 A plan is compiled once per schema revision and policy epoch from the field
 policies (classification + action per field path), the content scanners and the
 sensitive-key rule for maps. Applying it walks only the paths that need work.
+
+Every string kept as it arrives is scanned, whatever its classification: a field
+marked ``scan`` by every rule, any other (an envelope's event id, a source) for secrets
+and personal data, so a value classified internal/keep cannot smuggle an e-mail or a
+token into storage. Only the rules that pseudonymise identifiers (``uuid``) are left to
+the fields that ask for ``scan``: an identifier field holds UUIDs by design.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from google.protobuf.message import Message
 
 from .choices import Classification, RedactionAction
 from .hashing import keyed_hash, keyed_hash_candidates, keyed_hasher
-from .scanners import CompiledScanner, scan_text
+from .scanners import CompiledScanner, scan_findings, scan_text
 from .schemas import TIMESTAMP_TYPE, is_map_field, leaf_fields
 
 # A pseudonymous id kept as it arrives must already be a one-way hash.
@@ -32,6 +38,19 @@ MS_PER_HOUR = 3_600_000
 _MAP = "map"
 _REPEATED = "repeated"
 _SINGLE = "single"
+# Scanner rules that pseudonymise identifiers rather than find secrets or personal data
+# (governance/defaults.py): run only on fields whose policy asks for ``scan``.
+IDENTIFIER_RULES = frozenset({"uuid"})
+# Each such field remembers the hashes of its recent clean values (never the values), as
+# the scanner does for scanned fields but apart from it: a field whose values recur
+# (source, app version, topic) then costs a set lookup, and one with a new value in every
+# event (an event id) churns only its own memory.
+_MAX_CLEAN = 64
+# A value that is one UUID and nothing else holds nothing the other rules could find.
+_WHOLE_UUID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+).fullmatch
+_MAX_CLEAN_LENGTH = 256
 
 __all__ = ["keyed_hash", "keyed_hash_candidates", "redact_message", "redaction_plan_compile"]
 
@@ -63,6 +82,8 @@ class FieldRule:
     containers: tuple[tuple[str, str], ...] = ()
     leaf_repeated: bool = False
     leaf_has_presence: bool = False
+    # A kept string without ``scan``: scanned for secrets and personal data only.
+    secrets_scan: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,7 +145,8 @@ def redaction_plan_compile(
     """Build the plan: one rule per leaf path that needs any work at ingest.
 
     Leaves with no policy fail closed: dropped, or the event rejected when
-    ``unclassified`` is ``"reject"``. Plain ``keep`` leaves cost nothing at ingest.
+    ``unclassified`` is ``"reject"``. Kept strings are scanned (see the module
+    docstring); other kept values (numbers, enums, timestamps) cost nothing at ingest.
     """
     rules = []
     for path, leaf in leaf_fields(descriptor):
@@ -161,11 +183,19 @@ def redaction_plan_compile(
                 )
             )
             continue
+        # A kept pseudonymous id must be a hash already (or is refused or hashed).
+        secrets_scan = (
+            spec.action == RedactionAction.KEEP
+            and base["is_string"]
+            and not (spec.scan or is_map)
+            and spec.classification != Classification.PSEUDONYMOUS_ID
+        )
         needs_work = (
             spec.action != RedactionAction.KEEP
             or (spec.scan and base["is_string"])
             or (is_map and base["is_string"])  # map values are always scanned
             or spec.classification == Classification.PSEUDONYMOUS_ID
+            or (secrets_scan and scanner is not None)
         )
         if needs_work:
             rules.append(
@@ -175,6 +205,7 @@ def redaction_plan_compile(
                     classification=spec.classification,
                     keep_chars=spec.keep_chars if spec.keep_chars is not None else 4,
                     scan=spec.scan or is_map,
+                    secrets_scan=secrets_scan,
                 )
             )
     return RedactionPlan(
@@ -306,8 +337,9 @@ def _container_walker(head: str, kind: str, inner: _Applier) -> _Applier:
     return walk_single
 
 
-# (hash?, field name, record entry if hashed else _Labels): one hot-shape rule.
-_Op = tuple[bool, str, object]
+# (kind, field name, record entry if hashed else _Labels): one hot-shape rule.
+_Op = tuple[int, str, object]
+_HASH_OP, _SCAN_OP, _SECRETS_SCAN_OP = 0, 1, 2
 
 
 def _string_op(plan: RedactionPlan, rule: FieldRule) -> _Op | None:
@@ -326,14 +358,16 @@ def _string_op(plan: RedactionPlan, rule: FieldRule) -> _Op | None:
         return None
     name = rule.path[-1]
     if rule.action == RedactionAction.HASH:
-        return (True, name, (rule.dotted, rule.action))
+        return (_HASH_OP, name, (rule.dotted, rule.action))
     if (
         rule.action == RedactionAction.KEEP
         and rule.classification != Classification.PSEUDONYMOUS_ID
-        and rule.scan
         and plan.scanner is not None
     ):
-        return (False, name, _Labels(rule.dotted, "scanner:"))
+        if rule.scan:
+            return (_SCAN_OP, name, _Labels(rule.dotted, "scanner:"))
+        if rule.secrets_scan:
+            return (_SECRETS_SCAN_OP, name, (_Labels(rule.dotted, "scanner:"), set()))
     return None
 
 
@@ -346,20 +380,50 @@ def _batch_applier(plan: RedactionPlan, ops: Sequence[_Op]) -> _Applier:
     cleared = scanner.cleared if scanner is not None else frozenset()
 
     def apply_batch(parent: Message, record: list[tuple[str, str]]) -> None:
-        for hashed, name, payload in ops:
+        for kind, name, payload in ops:
             value = getattr(parent, name)
             if not value:
                 continue
-            if hashed:
+            if kind == _HASH_OP:
                 setattr(parent, name, hash_value(value))
                 record.append(payload)  # type: ignore[arg-type]
-            elif value not in cleared:
-                scanned, fired = scan_text(scanner, value)  # type: ignore[arg-type]
+            elif kind == _SCAN_OP:
+                if value not in cleared:
+                    scanned, fired = scan_text(scanner, value)  # type: ignore[arg-type]
+                    if fired:
+                        setattr(parent, name, scanned)
+                        record.extend(map(payload.__getitem__, fired))  # type: ignore[attr-defined]
+            else:
+                labels, clean = payload  # type: ignore[misc]
+                value_hash = hash(value)
+                if value_hash in clean:
+                    continue
+                scanned, fired = secrets_scan_text(scanner, value)  # type: ignore[arg-type]
                 if fired:
                     setattr(parent, name, scanned)
-                    record.extend(map(payload.__getitem__, fired))  # type: ignore[attr-defined]
+                    record.extend(map(labels.__getitem__, fired))
+                elif len(value) <= _MAX_CLEAN_LENGTH:
+                    if len(clean) >= _MAX_CLEAN:
+                        clean.clear()
+                    clean.add(value_hash)
 
     return apply_batch
+
+
+def secrets_scan_text(scanner: CompiledScanner, text: str) -> tuple[str, tuple[str, ...]]:
+    """``scan_text`` for a kept field that did not ask for ``scan``: only when a secret or
+    personal-data rule fires is the text redacted (then by every rule that fired).
+
+    Looks with ``scan_findings`` first, which neither hashes nor fills the scanner's
+    memory of clean texts: these fields (event ids, request ids) hold a new value in
+    every event, and would push out the recurring values that memory is for.
+    """
+    if len(text) == 36 and _WHOLE_UUID(text) is not None:
+        return text, ()
+    findings = scan_findings(scanner, text)
+    if not findings or all(finding.rule in IDENTIFIER_RULES for finding in findings):
+        return text, ()
+    return scan_text(scanner, text)
 
 
 def _leaf_applier(plan: RedactionPlan, rule: FieldRule) -> _Applier | None:
@@ -574,9 +638,10 @@ def _keep(
             changed = True
         if changed:
             record.append((rule.dotted, "hash_at_edge"))
-    if rule.scan and plan.scanner is not None:
+    if (rule.scan or rule.secrets_scan) and plan.scanner is not None:
+        scan = scan_text if rule.scan else secrets_scan_text
         for index, value in enumerate(values):
-            scanned, fired = scan_text(plan.scanner, value)
+            scanned, fired = scan(plan.scanner, value)
             if fired:
                 values[index] = scanned
                 changed = True

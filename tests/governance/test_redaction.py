@@ -52,3 +52,50 @@ def test_actor_identifiers_are_stored_only_as_keyed_hashes(ingest_client, settin
     for value in raw.values():
         assert value not in dump
     assert all(value not in response.content.decode() for value in raw.values())
+
+
+SECRET_TOKEN = "ghp_" + "x1" * 18  # a GitHub token's shape
+
+
+@pytest.mark.django_db
+def test_a_kept_envelope_event_id_is_scanned_before_storage(ingest_client):
+    """An envelope event_id (internal/keep, no scan) holding an e-mail or a token is stored
+    redacted, in the row's event id and its payload; a UUID event id stays as sent."""
+    from datetime import UTC, datetime
+
+    uuid = "0b8c7d2e-4f51-4a7b-9c3d-2e1f0a9b8c7d"
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    events = [
+        {"envelope": {"event_id": event_id, "occurred_at": now}, "name": "boot"}
+        for event_id in ("alice@example.com", SECRET_TOKEN, uuid)
+    ]
+    response = ingest_client.post(batch(*events, schema="telemetry.client_diagnostic.v1"))
+    assert response.json()["accepted"] == 3, response.content
+    stored = Event.objects.filter(event_class_id="client_diagnostic")
+    assert {event.event_id for event in stored} == {"[email]", "[api_key]", uuid}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT row_to_json(e)::text FROM ingest_event e")
+        dump = json.dumps([row[0] for row in cursor.fetchall()])
+    assert "alice@example.com" not in dump and SECRET_TOKEN not in dump
+    assert "alice@example.com" not in response.content.decode()
+    assert SECRET_TOKEN not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_artifact_source_parameter_is_scanned_before_storage(client, api_key):
+    """?source= of a sign-off artifact lands in the kept envelope source: an e-mail there
+    is stored as [email], never raw."""
+    from tests.factories import PERF_SIGNOFF_SAMPLE_COUNT, perf_signoff_artifact
+
+    response = client.post(
+        "/api/v1/artifacts/perf-signoff?source=alice%40example.com",
+        data=json.dumps(perf_signoff_artifact()),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {api_key.secret}",
+    )
+    assert response.json()["accepted"] == PERF_SIGNOFF_SAMPLE_COUNT, response.content
+    stored = Event.objects.filter(event_class_id="performance_budget_sample")
+    assert {event.source for event in stored} == {"[email]"}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT row_to_json(e)::text FROM ingest_event e")
+        assert "alice@example.com" not in json.dumps([row[0] for row in cursor.fetchall()])

@@ -100,9 +100,41 @@ def run(event: dict, redaction_plan):
     return json_format.MessageToDict(message, preserving_proto_field_name=True), outcome
 
 
-def test_plain_keep_needs_no_work():
-    """A fully kept schema compiles to a plan with only the always-scanned map."""
-    assert [rule.dotted for rule in plan().rules] == ["attributes"]
+def test_plain_keep_of_non_strings_needs_no_work():
+    """A fully kept schema's plan has the always-scanned map and the kept strings (scanned
+    for secrets and personal data); kept numbers and timestamps need no work."""
+    redaction_plan = plan()
+    assert {rule.dotted for rule in redaction_plan.rules} == {
+        path
+        for path in ALL_KEEP
+        if path not in ("seen_at", "seen_ms", "count", "attributes")
+    } | {"attributes"}
+    assert all(rule.secrets_scan for rule in redaction_plan.rules if rule.dotted != "attributes")
+
+
+def test_kept_strings_without_scan_are_scanned_for_secrets_and_personal_data():
+    """An e-mail, a card, a token in a kept internal field is redacted though the policy
+    did not ask for scan; a UUID there is an identifier and stays as sent."""
+    uuid = "965eda32-dae4-4550-8201-e2bd73ab4876"
+    out, outcome = run(
+        {
+            "note": "alice@example.com",
+            "card": "4111 1111 1111 1111",
+            "user_id": uuid,
+            "actor": {"display_name": "ghp_" + "a" * 36},
+            "lines": [{"sku": f"{uuid} bob@example.com"}],
+            "tags": ["plain", "carol@example.com"],
+        },
+        plan(),
+    )
+    assert out["note"] == "[email]"
+    assert out["card"] == "[credit_card]"
+    assert out["user_id"] == uuid
+    assert out["actor"]["display_name"] == "[api_key]"
+    assert "bob@example.com" not in out["lines"][0]["sku"]
+    assert out["tags"] == ["plain", "[email]"]
+    assert ("note", "scanner:email") in outcome.redactions
+    assert not [entry for entry in outcome.redactions if entry[0] == "user_id"]
 
 
 def test_hash_is_keyed_and_prefixed():
@@ -234,7 +266,7 @@ def test_pseudonymous_id_kept_must_already_be_a_hash():
 
 
 def test_scanners_run_on_scan_fields_and_every_map_value():
-    """Free text with scan on, and every attribute value, is scanned; plain keep is not."""
+    """Free text with scan on, and every attribute value, is scanned by every rule."""
     redaction_plan = plan({"note": PolicySpec("internal", "keep", scan=True)})
     out, outcome = run(
         {
@@ -246,7 +278,7 @@ def test_scanners_run_on_scan_fields_and_every_map_value():
     )
     assert out["note"] == "mail [email] now"
     assert out["attributes"] == {"client_ip": "[ipv4]", "field_count": "3"}
-    assert out["actor"]["display_name"] == "eli.898485@corp.test"  # keep without scan
+    assert out["actor"]["display_name"] == "[email]"  # keep without scan: secrets, PII
     assert ("note", "scanner:email") in outcome.redactions
     assert ("attributes", "scanner:ipv4") in outcome.redactions
 
