@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
 from ..choices import Classification, RedactionAction, RevisionStatus, ScanAction
+from ..compatibility import CATEGORIES, DEFAULT_CATEGORY, RuleSet
 
 identifier_validator = RegexValidator(
     r"^[a-z][a-z0-9_]{0,39}$",
@@ -45,6 +47,29 @@ class Schema(models.Model):
     name = models.CharField(max_length=200, unique=True, validators=[schema_name_validator])
     event_class = models.ForeignKey(EventClass, on_delete=models.PROTECT, related_name="schemas")
     description = models.TextField(blank=True)
+    # How new revisions are checked against earlier ones: buf's breaking configuration.
+    breaking_category = models.CharField(
+        max_length=16,
+        choices=[(category, category) for category in CATEGORIES],
+        default=DEFAULT_CATEGORY,
+        help_text="buf category new revisions must pass: WIRE_JSON (default), WIRE, "
+        "PACKAGE or FILE.",
+    )
+    breaking_ignore = ArrayField(
+        models.CharField(max_length=300),
+        blank=True,
+        default=list,
+        help_text="Proto files or directories no breaking rule applies to (buf's ignore).",
+    )
+    breaking_ignore_only = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Rule id or category -> paths it does not apply to (buf\'s ignore_only), '
+        'e.g. {"FIELD_SAME_JSON_NAME": ["acme/v1/legacy.proto"]}.',
+    )
+    breaking_ignore_unstable_packages = models.BooleanField(
+        default=False, help_text="Skip files of alpha, beta and test packages (v1beta1, ...)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -52,6 +77,26 @@ class Schema(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def breaking_rule_set(self) -> RuleSet:
+        """The rule set new revisions of this schema are checked with (ValueError if invalid)."""
+        return RuleSet(
+            use=(self.breaking_category,),
+            ignore=tuple(self.breaking_ignore),
+            ignore_only={rule: tuple(paths) for rule, paths in self.breaking_ignore_only.items()},
+            ignore_unstable_packages=self.breaking_ignore_unstable_packages,
+        )
+
+    def clean(self) -> None:
+        """Refuse ignore_only entries naming no buf rule or category."""
+        if not isinstance(self.breaking_ignore_only, dict) or not all(
+            isinstance(paths, list) for paths in self.breaking_ignore_only.values()
+        ):
+            raise ValidationError({"breaking_ignore_only": "a mapping of rule -> list of paths"})
+        try:
+            self.breaking_rule_set()
+        except ValueError as exc:
+            raise ValidationError({"breaking_ignore_only": str(exc)}) from exc
 
 
 class SchemaRevision(models.Model):

@@ -7,7 +7,7 @@ These apply a change at once; people reach them through reviewed change requests
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -198,16 +198,24 @@ def _resolve_schema(name: str, event_class: str | None, description: str) -> Sch
 
 
 def schema_compatibility_check(
-    *, schema: Schema, descriptor_set: bytes, message_name: str
+    *,
+    schema: Schema,
+    descriptor_set: bytes,
+    message_name: str,
+    proto_files: Collection[str] | None = None,
 ) -> list[Violation]:
-    """Check a candidate revision against every earlier revision of ``schema`` (transitive)."""
+    """Check a candidate revision against every earlier revision of ``schema`` (transitive),
+    under the schema's rule set; ``proto_files`` names the candidate's own files (the
+    sources, not their imports; default: every file in the set)."""
     history = []
     old_messages = {}
+    old_files = {}
     for revision in schema.revisions.order_by("version"):
         history.append(
             (revision.version, FileDescriptorSet.FromString(bytes(revision.descriptor_set)))
         )
         old_messages[revision.version] = revision.message_name
+        old_files[revision.version] = set(revision.proto_files)
     if not history:
         return []
     return check_against_history(
@@ -215,6 +223,9 @@ def schema_compatibility_check(
         new=FileDescriptorSet.FromString(descriptor_set),
         message=message_name,
         old_messages=old_messages,
+        rule_set=schema.breaking_rule_set(),
+        old_files=old_files,
+        new_files=set(proto_files) if proto_files is not None else None,
     )
 
 
@@ -280,16 +291,14 @@ def _schema_register(
     ):
         return RegisteredRevision(latest, created=False)
     violations = schema_compatibility_check(
-        schema=schema, descriptor_set=serialized, message_name=message_name
+        schema=schema,
+        descriptor_set=serialized,
+        message_name=message_name,
+        proto_files=list(proto_files),
     )
     if violations:
         raise SchemaRegistrationError(
-            "incompatible_change",
-            [
-                f"{v.rule} at {v.path} (against v{v.against_version}): {v.message}"
-                for v in violations
-            ],
-            violations=violations,
+            "incompatible_change", [v.describe() for v in violations], violations=violations
         )
     revision = SchemaRevision.objects.create(
         schema=schema,

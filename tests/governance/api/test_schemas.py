@@ -133,7 +133,7 @@ def test_breaking_change_lists_violations(owner_client):
     assert error["code"] == "incompatible_change"
     assert error["violations"] == [
         {
-            "rule": "FIELD_SAME_TYPE",
+            "rule": "FIELD_WIRE_JSON_COMPATIBLE_TYPE",
             "path": "reconnect.attempt",
             "old": error["violations"][0]["old"],
             "new": error["violations"][0]["new"],
