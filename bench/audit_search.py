@@ -97,11 +97,10 @@ import json
 import math
 import multiprocessing
 import os
-import platform
 import random
 import re
 import secrets
-import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -117,8 +116,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench import support  # noqa: E402 (needs the repo on sys.path)
 
-PYTHON = sys.executable
-BIN = Path(sys.executable).parent
 PG_SERVER = support.PG_SERVER
 BENCH_DB = "telemetry_audit_bench"
 DATABASE_URL = f"{PG_SERVER}/{BENCH_DB}"
@@ -462,9 +459,7 @@ _WORKER_CONN: Any = None
 def _worker_conn() -> Any:
     global _WORKER_CONN
     if _WORKER_CONN is None:
-        import psycopg
-
-        _WORKER_CONN = psycopg.connect(DATABASE_URL, autocommit=True)
+        _WORKER_CONN = support.connect(DATABASE_URL)
         _WORKER_CONN.execute("SET synchronous_commit = off")
         _WORKER_CONN.execute("SET maintenance_work_mem = '256MB'")
     return _WORKER_CONN
@@ -542,61 +537,24 @@ def django_shell(code: str, env: dict[str, str], data: dict[str, Any]) -> dict[s
     return json.loads(stdout.strip().splitlines()[-1])
 
 
-class Gunicorn:
+class Gunicorn(support.Service):
     """gunicorn as the Procfile's ``web`` line runs it, on a free port, logging to a file."""
 
     def __init__(self, env: dict[str, str], logdir: Path, workers: int = 2) -> None:
         self.port = support.free_port()
-        self.log_path = logdir / "gunicorn.log"
-        self._log = self.log_path.open("wb")
-        argv = [
-            str(BIN / "gunicorn"),
-            "telemetry_platform.wsgi",
-            "--config",
-            "telemetry_platform/gunicorn.conf.py",
-            "--bind",
-            f"127.0.0.1:{self.port}",
-            "--workers",
-            str(workers),
-            "--access-logfile",
-            "-",
-            "--timeout",
-            "60",
-        ]
-        self.process = subprocess.Popen(  # noqa: S603 (fixed argv)
-            argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
-        )
+        argv = support.gunicorn_argv(self.port, workers=workers, timeout="60")
+        super().__init__("gunicorn", argv, env, logdir)
 
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def log_tail(self, chars: int = 4000) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-chars:]
-
     def wait_ready(self, timeout: float = 60.0) -> None:
         import requests
 
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{self.log_tail()}")
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{self.base}/healthz", timeout=5).status_code == 200:
-                    return
-            time.sleep(0.2)
-        raise RuntimeError(f"gunicorn not ready in {timeout:g}s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
+        self.wait_until(
+            lambda: requests.get(f"{self.base}/healthz", timeout=5).status_code == 200, timeout
+        )
 
 
 # -- set-up and load ---------------------------------------------------------------------------
@@ -685,7 +643,7 @@ def reusable_load() -> dict[str, Any] | None:
     import psycopg
 
     try:
-        conn = psycopg.connect(DATABASE_URL, autocommit=True, connect_timeout=5)
+        conn = support.connect(DATABASE_URL, connect_timeout=5)
     except psycopg.OperationalError:
         return None
     with conn:
@@ -728,14 +686,6 @@ def index_ddl_for_day_tables(conn: Any) -> list[str]:
             raise RuntimeError(f"unexpected index definition: {definition}")
         ddl.append(f"CREATE {match.group(1) or ''}INDEX {{name}} ON {{table}} {match.group(2)}")
     return ddl
-
-
-def ids_reserve(conn: Any, count: int) -> int:
-    """Reserve ``count`` ids of the event sequence; return the first."""
-    sequence = conn.execute("SELECT pg_get_serial_sequence('ingest_event', 'id')").fetchone()[0]
-    first = conn.execute("SELECT nextval(%s)", [sequence]).fetchone()[0]
-    conn.execute("SELECT setval(%s, %s)", [sequence, first + count])
-    return first
 
 
 def day_partition_name(day: date) -> str:
@@ -781,7 +731,7 @@ def load(
 ) -> dict[str, Any]:
     """COPY the rows with ``args.workers`` processes, attach the bulk days, analyze."""
     global GENERATOR
-    first_id = ids_reserve(conn, args.rows)
+    first_id = support.ids_reserve(conn, args.rows)
     tasks = plan_days(args.rows, t_end, first_id, args.load_mode, not args.logged, ddl)
     GENERATOR = generator
     started = time.perf_counter()
@@ -965,16 +915,13 @@ def admin_login(session: Any, base: str, username: str, password: str) -> int:
     return response.status_code
 
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
 def process_cpu_seconds(pid: int) -> float | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return (int(fields[11]) + int(fields[12])) / support.CLK_TCK
 
 
 def children_of(parent: int) -> list[int]:
@@ -986,12 +933,6 @@ def children_of(parent: int) -> list[int]:
                 if int(stat[stat.rindex(")") + 2 :].split()[1]) == parent:
                     pids.append(int(entry.name))
     return pids
-
-
-def system_busy_seconds() -> float:
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return (sum(values[:8]) - idle) / CLK_TCK
 
 
 class CpuMeter:
@@ -1017,7 +958,7 @@ class CpuMeter:
         ]
         return {
             "at": time.perf_counter(),
-            "busy": system_busy_seconds(),
+            "busy": support.system_busy_seconds(),
             "server": {pid: process_cpu_seconds(pid) or 0.0 for pid in self.server_pids},
             "postgres": {pid: process_cpu_seconds(pid) or 0.0 for pid in backends},
         }
@@ -1167,32 +1108,24 @@ def sql_category(sql: str) -> str:
     return "other"
 
 
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[middle]
-    return (ordered[middle - 1] + ordered[middle]) / 2
-
-
 def breakdown(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Median in-process view time and SQL time by category (first, cold run left out)."""
     warm = runs[1:] or runs
     result: dict[str, Any] = {
         "runs": len(warm),
-        "view_ms": round(median([r["view_ms"] for r in warm]), 1),
+        "view_ms": round(statistics.median([r["view_ms"] for r in warm]), 1),
     }
     sql_total = []
     for category in SQL_CATEGORIES:
         sums = [
             sum(q["ms"] for q in r["queries"] if sql_category(q["sql"]) == category) for r in warm
         ]
-        result[f"{category}_ms"] = round(median(sums), 1)
+        result[f"{category}_ms"] = round(statistics.median(sums), 1)
     for r in warm:
         sql_total.append(sum(q["ms"] for q in r["queries"]))
-    result["sql_ms"] = round(median(sql_total), 1)
+    result["sql_ms"] = round(statistics.median(sql_total), 1)
     result["python_ms"] = round(max(0.0, result["view_ms"] - result["sql_ms"]), 1)
-    result["statements"] = round(median([len(r["queries"]) for r in warm]))
+    result["statements"] = round(statistics.median([len(r["queries"]) for r in warm]))
     return result
 
 
@@ -1208,7 +1141,7 @@ def fetch_ms(conn: Any, sql: str, repeat: int = 5) -> tuple[float, int]:
         began = time.perf_counter()
         rows = conn.execute(sql).fetchall()
         times.append(time.perf_counter() - began)
-    return round(median(times) * 1000, 1), len(rows)
+    return round(statistics.median(times) * 1000, 1), len(rows)
 
 
 def what_if(
@@ -1402,37 +1335,15 @@ def diagnose(summary: dict[str, Any], latency: dict[str, Any], where: dict[str, 
 # -- run ---------------------------------------------------------------------------------------
 
 
-def machine_info() -> dict[str, Any]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    memory = 0.0
-    with contextlib.suppress(OSError):
-        memory = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
-    return {
-        "cpu_model": cpu,
-        "cores": os.cpu_count(),
-        "memory_gb": round(memory, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
-
-
-def pg_settings(conn: Any) -> dict[str, str]:
-    names = (
-        "server_version",
-        "shared_buffers",
-        "effective_cache_size",
-        "work_mem",
-        "random_page_cost",
-        "jit",
-        "max_parallel_workers_per_gather",
-    )
-    return {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in names}
+PG_SETTINGS = (
+    "server_version",
+    "shared_buffers",
+    "effective_cache_size",
+    "work_mem",
+    "random_page_cost",
+    "jit",
+    "max_parallel_workers_per_gather",
+)
 
 
 def git_state() -> dict[str, Any]:
@@ -1546,7 +1457,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="audit-search-bench-"))
     report: dict[str, Any] = {
         "benchmark": "audit_search",
-        "machine": machine_info(),
+        "machine": support.machine_facts(),
         "code": git_state(),
         "settings": {
             "rows": args.rows,
@@ -1568,7 +1479,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if reused is not None:
             # --reuse-db: the rows a previous run loaded (and kept with --keep-db).
             conn = support.connect(DATABASE_URL)
-            report["postgresql"] = pg_settings(conn)
+            report["postgresql"] = support.pg_settings(conn, PG_SETTINGS)
             report["load"] = reused
             now = datetime.fromisoformat(reused["now"])
             revision_id = conn.execute(
@@ -1596,7 +1507,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             report["setup"] = {"wall_seconds": round(time.perf_counter() - t, 1), **setup}
             print(f"  bootstrap + partitions: {report['setup']}", flush=True)
             conn = support.connect(DATABASE_URL)
-            report["postgresql"] = pg_settings(conn)
+            report["postgresql"] = support.pg_settings(conn, PG_SETTINGS)
             ddl = index_ddl_for_day_tables(conn)
             report["index_ddl"] = ddl
 

@@ -43,10 +43,8 @@ import http.client
 import itertools
 import json
 import os
-import platform
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -71,7 +69,6 @@ from tests.factories import (  # noqa: E402 (needs the repo on sys.path; no Djan
 )
 
 PYTHON = sys.executable
-GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 PG_SERVER = support.PG_SERVER
 # Overridable with --database / --redis-db (see use_targets) so concurrent runs can coexist.
 BENCH_DB = "telemetry_bench"
@@ -136,46 +133,28 @@ def platform_setup(env: dict[str, str], workdir: Path) -> str:
     return support.manage("create_api_key", "--name", API_KEY_NAME, env=env).strip()
 
 
-class Gunicorn:
+class Gunicorn(support.Service):
     """gunicorn as the Procfile's ``web`` line runs it, on a free port."""
 
+    stop_timeout = 15.0
+
     def __init__(self, name: str, env: dict[str, str], workers: int, logdir: Path) -> None:
-        self.name = name
         self.port = support.free_port()
         self.workers = workers
-        self.log_path = logdir / f"gunicorn-{name}.log"
-        self.argv = [
-            GUNICORN,
-            "telemetry_platform.wsgi",
-            "--config",
-            "telemetry_platform/gunicorn.conf.py",
-            "--bind",
-            f"127.0.0.1:{self.port}",
-            "--workers",
-            str(workers),
-            "--access-logfile",
-            "-",
-            "--timeout",
-            env.get("WEB_TIMEOUT", "30"),
-        ]
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(  # noqa: S603 (fixed argv)
-            self.argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        self.argv = support.gunicorn_argv(
+            self.port, workers=workers, timeout=env.get("WEB_TIMEOUT", "30")
         )
+        super().__init__(f"gunicorn-{name}", self.argv, env, logdir)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn {self.name} exited:\n{self.log_tail()}")
-            try:
-                status, _ = http_request(self.port, "GET", "/healthz")
-                if status == 200 and len(self.worker_pids()) == self.workers:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"gunicorn {self.name} not ready in {timeout:g}s:\n{self.log_tail()}")
+        """Wait until /healthz answers and every worker has started."""
+        self.wait_until(
+            lambda: (
+                http_request(self.port, "GET", "/healthz")[0] == 200
+                and len(self.worker_pids()) == self.workers
+            ),
+            timeout,
+        )
 
     def worker_pids(self) -> list[int]:
         return [pid for pid, info in proc_table().items() if info["ppid"] == self.process.pid]
@@ -190,20 +169,9 @@ class Gunicorn:
             text[-lines:]
         )
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-
 
 # -- CPU accounting from /proc -------------------------------------------------------------
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 REMOTE_BACKEND = re.compile(r"\d+\.\d+\.\d+\.\d+\(\d+\)|\[local\]|::1\(\d+\)")
 
 
@@ -224,22 +192,18 @@ def proc_table() -> dict[int, dict[str, Any]]:
             "ppid": int(fields[1]),
             "comm": comm,
             "cmdline": cmdline,
-            "cpu": (int(fields[11]) + int(fields[12])) / CLK_TCK,
+            "cpu": (int(fields[11]) + int(fields[12])) / support.CLK_TCK,
         }
     return table
 
 
-def system_busy_seconds() -> float:
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return (sum(values[:8]) - idle) / CLK_TCK
-
-
 def busy_fraction(seconds: float) -> float:
     """Fraction of the machine's CPU in use over the next ``seconds``."""
-    before, began = system_busy_seconds(), time.monotonic()
+    before, began = support.system_busy_seconds(), time.monotonic()
     time.sleep(seconds)
-    return (system_busy_seconds() - before) / ((time.monotonic() - began) * (os.cpu_count() or 1))
+    return (support.system_busy_seconds() - before) / (
+        (time.monotonic() - began) * (os.cpu_count() or 1)
+    )
 
 
 def wait_quiet(limit: float, threshold: float = 0.2) -> float:
@@ -278,7 +242,7 @@ def cpu_snapshot(server: Gunicorn | None) -> dict[str, Any]:
         else:
             continue
         processes[pid] = (group, info["cpu"])
-    return {"processes": processes, "system_busy": system_busy_seconds()}
+    return {"processes": processes, "system_busy": support.system_busy_seconds()}
 
 
 CPU_GROUPS = ("server", "postgres", "postgres_background", "redis", "client")
@@ -833,30 +797,16 @@ def profile_server(batches: int) -> dict[str, Any]:
 
 
 def machine_info(workers: int, threads: int) -> dict[str, Any]:
-    from google.protobuf import __version__ as protobuf_version
-    from google.protobuf.internal import api_implementation
-
-    cpu_model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
+    facts = support.machine_facts()
+    load_average = facts.pop("load_average_at_start")
     pg_version = ""
-    with contextlib.suppress(Exception):
-        import psycopg
-
-        with psycopg.connect(f"{PG_SERVER}/postgres") as conn:
-            pg_version = conn.execute("SHOW server_version").fetchone()[0]
+    with contextlib.suppress(Exception), support.connect(f"{PG_SERVER}/postgres") as conn:
+        pg_version = conn.execute("SHOW server_version").fetchone()[0]
     return {
-        "cpu_model": cpu_model,
-        "cores": os.cpu_count(),
-        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "protobuf": f"{protobuf_version} ({api_implementation.Type()})",
+        **facts,
+        "protobuf": support.protobuf_version(),
         "postgresql": pg_version,
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "load_average_at_start": load_average,
         "gunicorn_workers": workers,
         "gunicorn_worker_class": "sync (gunicorn.conf.py sets none; Procfile default)",
         "client_threads": threads,
@@ -974,8 +924,6 @@ def print_profile(profile: dict[str, Any], runs: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    import psycopg
-
     total = args.events
     naive_total = args.naive_events or max(BATCH_SIZE, (total // 10) // BATCH_SIZE * BATCH_SIZE)
     latency_seconds = args.latency_seconds
@@ -1072,7 +1020,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
         )
 
-        with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
+        with support.connect(DATABASE_URL) as conn:
             stored = conn.execute(
                 "SELECT count(*) FROM ingest_event WHERE event_id LIKE 'j%' OR event_id LIKE 'p%'"
             ).fetchone()[0]

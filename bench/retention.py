@@ -57,8 +57,6 @@ import hashlib
 import http.client
 import json
 import os
-import platform
-import signal
 import socket
 import subprocess
 import sys
@@ -155,70 +153,17 @@ def vm_status(pid: int) -> dict[str, float]:
     return values
 
 
-class Service:
-    """A long-running subprocess (gunicorn or the Celery worker) logging to a file."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], logdir: Path) -> None:
-        self.name = name
-        self.log_path = logdir / f"{name}.log"
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(  # noqa: S603 (fixed argv)
-            argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log_tail(self, chars: int = 4000) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-chars:]
-
-    def check_alive(self) -> None:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"{self.name} exited:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-
-
-def gunicorn_start(env: dict[str, str], logdir: Path) -> tuple[Service, int]:
+def gunicorn_start(env: dict[str, str], logdir: Path) -> tuple[support.Service, int]:
     port = support.free_port()
-    argv = [
-        str(BIN / "gunicorn"),
-        "telemetry_platform.wsgi",
-        "--config",
-        "telemetry_platform/gunicorn.conf.py",
-        "--workers",
-        "2",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--timeout",
-        "30",
-    ]
-    return Service("gunicorn", argv, env, logdir), port
+    argv = support.gunicorn_argv(port, workers=2, timeout="30", access_log=False)
+    return support.Service("gunicorn", argv, env, logdir), port
 
 
-def gunicorn_wait(server: Service, port: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        server.check_alive()
-        with contextlib.suppress(OSError):
-            status, _ = http_request(port, "GET", "/healthz")
-            if status == 200:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"gunicorn not ready in {timeout:g}s:\n{server.log_tail()}")
+def gunicorn_wait(server: support.Service, port: int, timeout: float = 60.0) -> None:
+    server.wait_until(lambda: http_request(port, "GET", "/healthz")[0] == 200, timeout)
 
 
-def worker_start(env: dict[str, str], logdir: Path) -> Service:
+def worker_start(env: dict[str, str], logdir: Path) -> support.Service:
     argv = [
         str(BIN / "celery"),
         "-A",
@@ -235,7 +180,7 @@ def worker_start(env: dict[str, str], logdir: Path) -> Service:
         "--without-gossip",
         "--without-mingle",
     ]
-    return Service("celery-worker", argv, env, logdir)
+    return support.Service("celery-worker", argv, env, logdir)
 
 
 def celery_app() -> Any:
@@ -244,7 +189,7 @@ def celery_app() -> Any:
     return Celery("retention_bench", broker=REDIS_URL, backend=REDIS_URL)
 
 
-def worker_wait(app: Any, worker: Service, timeout: float = 90.0) -> None:
+def worker_wait(app: Any, worker: support.Service, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         worker.check_alive()
@@ -340,18 +285,10 @@ class RowFactory:
         return "".join(lines)
 
 
-def ids_reserve(conn: Any, count: int) -> int:
-    """Reserve ``count`` ids from the event sequence; return the first."""
-    seq = conn.execute("SELECT pg_get_serial_sequence('ingest_event', 'id')").fetchone()[0]
-    first = conn.execute("SELECT nextval(%s)", [seq]).fetchone()[0]
-    conn.execute("SELECT setval(%s, %s)", [seq, first + count])
-    return first
-
-
 def copy_load(conn: Any, kind: str, total: int, t0: float, span: float, rev: int, tag: str) -> dict:
     """COPY ``total`` rows in one transaction; return timing."""
     factory = RowFactory(tag)
-    first_id = ids_reserve(conn, total)
+    first_id = support.ids_reserve(conn, total)
     lines = factory.client_lines if kind == "client" else factory.metric_lines
     started = time.perf_counter()
     generate = 0.0
@@ -696,7 +633,7 @@ class ActivitySampler:
 
 
 def purge_via_celery(
-    app: Any, worker: Service, conn: Any, event_class: str, load: IngestLoad | None
+    app: Any, worker: support.Service, conn: Any, event_class: str, load: IngestLoad | None
 ) -> dict[str, Any]:
     """Send the purge task by name, await it; return timing, PurgeRun row, worker memory."""
     before = vm_status(worker.pid)
@@ -770,22 +707,8 @@ def purge_via_celery(
 
 
 def machine_info() -> dict[str, Any]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    memory = 0.0
-    with contextlib.suppress(OSError):
-        memory = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
     return {
-        "cpu_model": cpu,
-        "cores": os.cpu_count(),
-        "memory_gb": round(memory, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        **support.machine_facts(),
         "note": (
             "PostgreSQL, gunicorn, the Celery worker and this load generator share these "
             "cores (and whatever else runs on the machine)"
@@ -793,16 +716,14 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def pg_settings(conn: Any) -> dict[str, str]:
-    names = ("server_version", "shared_buffers", "max_wal_size", "work_mem", "synchronous_commit")
-    return {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in names}
+PG_SETTINGS = ("server_version", "shared_buffers", "max_wal_size", "work_mem", "synchronous_commit")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="retention-bench-"))
     report: dict[str, Any] = {"benchmark": "retention", "machine": machine_info(), "steps": {}}
     steps = report["steps"]
-    services: list[Service] = []
+    services: list[support.Service] = []
     conn = None
     started = time.perf_counter()
     try:
@@ -819,7 +740,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  bootstrap + {setup['day_partitions']} day partitions: {steps['setup']}")
         secret = support.manage("create_api_key", "--name", "bench", env=env).strip()
         conn = support.connect(DATABASE_URL)
-        report["postgresql"] = pg_settings(conn)
+        report["postgresql"] = support.pg_settings(conn, PG_SETTINGS)
 
         # 1. load
         now = time.time()
