@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import contextlib
 import enum
 import functools
@@ -193,7 +194,8 @@ _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _V4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
 # Branch order is the tie-breaker (sre takes the first branch that succeeds): dotted-quad
 # tails first, then compressed forms with the fewest groups left of "::" so the greedy
-# right-hand side takes every group ("fe80::1:2", not "fe80::1" + ":2").
+# right-hand side takes every group ("fe80::1:2", not "fe80::1" + ":2"). This list is the
+# definition; the scanner runs the equivalent tree below.
 _IPV6_FORMS = "|".join(
     [
         rf"(?:{_H}:){{7}}{_H}",
@@ -206,6 +208,38 @@ _IPV6_FORMS = "|".join(
         "::",
     ]
 )
+
+
+def _ipv6_after_groups(depth: int) -> str:
+    """_IPV6_FORMS as one tree, from after ``depth`` leading groups: what sre runs.
+
+    sre tries every form at every position where an address may start; tried one after
+    another, the forms re-match the same leading groups up to sixteen times, and a long
+    run of almost-addresses costs that at every group. In the tree each depth offers
+    "::" and what may follow it there, or the next group (after six groups, first the
+    two last groups or the IPv4 tail of the full forms), so a group is matched once per
+    start. A "::" at one depth excludes the forms that put it elsewhere and the full
+    forms exclude every "::", so the tree yields the list's match, in the list's order
+    (a differential test holds it to that), except bare "::": the validator refuses it
+    anyway, so only "::" with a zone after it is matched, and a "::" must be followed
+    by a hex digit or a zone to be tried at all. Every top branch starts with a
+    character class or a literal, which sre checks without entering the branch.
+    """
+    branches = [f"{_H}:{_H}", _V4] if depth == 6 else []
+    after_gap = [f"(?:{_H}:){{0,4}}{_V4}"] if depth <= 5 else []
+    if depth <= 6:
+        after_gap.append(f"{_H}(?::{_H}){{0,{6 - depth}}}")
+    after_gap.append("")  # the gap ends the address: "fe80::"
+    branches.append(":(?:" + "|".join(after_gap) + ")")
+    if depth < 7:
+        branches.append(f"{_H}:(?:{_ipv6_after_groups(depth + 1)})")
+    return "|".join(branches)
+
+
+_IPV6_TREE = (
+    rf"[0-9A-Fa-f][0-9A-Fa-f]{{0,3}}:(?:{_ipv6_after_groups(1)})"
+    rf"|::(?=[0-9A-Fa-f%])(?:(?:{_H}:){{0,5}}{_V4}|{_H}(?::{_H}){{0,6}}|(?=%))"
+)
 # The valid addresses without an IPv4 tail or a zone, as _ipv6_valid's fast path.
 _IPV6_PLAIN = re.compile(
     "|".join(
@@ -217,27 +251,41 @@ _IPV6_PLAIN = re.compile(
         ]
     )
 )
-# Not glued to a word or a dotted number on either side.
-_IPV6 = (
-    rf"(?<![0-9A-Za-z_.])(?:{_IPV6_FORMS})(?:%[0-9A-Za-z_.~-]{{1,32}})?"
-    r"(?![0-9A-Za-z_])(?!\.[0-9])"
-)
+
+
+def _ipv6_pattern(forms: str) -> str:
+    """An address of ``forms`` with an optional zone, not glued to a word or a dotted
+    number on either side."""
+    return (
+        rf"(?<![0-9A-Za-z_.])(?:{forms})(?:%[0-9A-Za-z_.~-]{{1,32}})?"
+        r"(?![0-9A-Za-z_])(?!\.[0-9])"
+    )
+
+
+_IPV6 = _ipv6_pattern(_IPV6_TREE)
 
 
 def _iban_pattern() -> str:
-    # One branch per length so the count is exact: a grouped IBAN followed by " EUR" or by
-    # another number stops at the right place instead of swallowing its neighbour.
-    by_length: dict[int, list[str]] = {}
+    # Each country's own length, so the count is exact: a grouped IBAN followed by " EUR"
+    # or by another number stops at the right place instead of swallowing its neighbour.
+    # Spaces may separate the groups of four of the printed form (ISO 13616), or be left
+    # out. For speed on long runs of almost-IBANs ("DE00 DE00 DE00 ..."): branches keyed
+    # by the first, then the second letter of the country (sre skips a branch whose
+    # leading literal is absent without entering it), and four characters per step
+    # rather than one (sre repeats a group slowly).
+    def rest(length: int) -> str:
+        groups, tail = divmod(length - 4, 4)
+        return rf"(?: ?[A-Z0-9]{{4}}){{{groups}}}" + (rf" ?[A-Z0-9]{{{tail}}}" if tail else "")
+
+    by_first: dict[str, list[str]] = {}
     for country, length in sorted(IBAN_LENGTHS.items()):
-        by_length.setdefault(length, []).append(country)
-    branches = "|".join(
-        rf"(?:{'|'.join(countries)})[0-9]{{2}}(?: ?[A-Z0-9]){{{length - 4}}}"
-        for length, countries in sorted(by_length.items())
-    )
+        by_first.setdefault(country[0], []).append(f"{country[1]}[0-9]{{2}}{rest(length)}")
+    branches = "|".join(f"{first}(?:{'|'.join(seconds)})" for first, seconds in by_first.items())
     return rf"(?<![A-Za-z0-9])(?:{branches})(?![A-Za-z0-9])"
 
 
 _TOKEN68 = r"[A-Za-z0-9\-._~+/]+=*"
+_EMAIL_DOMAIN = r"[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,63}"
 
 BUILTIN_RULES: tuple[ScannerRule, ...] = (
     ScannerRule(
@@ -301,10 +349,15 @@ BUILTIN_RULES: tuple[ScannerRule, ...] = (
     ),
     ScannerRule(
         name="email",
-        # Bounded repeats keep a long run of word characters before a lone "@" linear.
+        # The local part starts where a run of its characters starts: tried once per run
+        # (not at each of its characters), a long run before a lone "@" stays linear, and
+        # an over-long local part is redacted whole. An address glued to the end of the
+        # previous one ("a@x.io-b@y.io") starts inside that run, so it is taken into
+        # the same match (atomic: no backtracking into what was taken). Bounded
+        # repeats keep the domain linear.
         pattern=(
-            r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}"
-            r"\.[A-Za-z]{2,63}"
+            rf"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@{_EMAIL_DOMAIN}"
+            rf"(?>[A-Za-z0-9._%+-]+@{_EMAIL_DOMAIN})*"
         ),
         prefilter="@",
     ),
@@ -648,6 +701,10 @@ def _gate_fragments(rule: ScannerRule) -> list[tuple[str | None, str]] | None:
 # Longer texts nearly always hold a digit or a trigger character; there the pregate
 # would be one more pass over the text for nothing.
 _PREGATE_MAX_LENGTH = 48
+# Longer texts skip the gate too: its findall returns every anchor character in the
+# text, a list as long as the text for a value made of them (64 KiB of ":" cost 9 ms),
+# while each rule's own prefilter stops at its first hit.
+_GATE_MAX_LENGTH = 4096
 
 
 def _pregate(rules: Sequence[ScannerRule]) -> Callable[[str], object] | None:
@@ -751,6 +808,16 @@ _MAX_CLEARED_LENGTH = 512
 # How many shorter matches to try when a validator rejects one (see _shrink).
 _MAX_SHRINK = 8
 
+# The per-value cost bound: how many candidate matches (each one a regex match handed to
+# Python, validated or not, shrink attempts included) one text may cost, over all rules.
+# A candidate costs at most a few microseconds, so a text costs at most ~1 ms of Python
+# work on top of the rules' linear regex passes. When a text runs out, the rest of it,
+# from the candidate that found the budget empty, is treated as one finding of that
+# candidate's rule (fail safe: never let through unscanned); see _collect. Ordinary
+# values hold a handful of candidates; running out takes hundreds of card-like numbers,
+# addresses or e-mails in one value.
+MAX_CANDIDATES_PER_TEXT = 256
+
 
 def scanner_compile(rules: Sequence[ScannerRule], *, key_id: str, key: str) -> CompiledScanner:
     """Compile ``rules`` (earlier rules win overlaps) with the key used by the hash action."""
@@ -786,38 +853,64 @@ def scanner_compile(rules: Sequence[ScannerRule], *, key_id: str, key: str) -> C
     )
 
 
-def _shrink(rule: _CompiledRule, text: str, match: re.Match[str]) -> re.Match[str] | None:
-    """A shorter match at the same start that the validator accepts, if any.
+def _shrink(
+    rule: _CompiledRule, text: str, match: re.Match[str], limit: int
+) -> tuple[re.Match[str] | None, int]:
+    """A shorter match at the same start that the validator accepts, if any, and the
+    number of matches tried for it (at most ``limit``, at most _MAX_SHRINK).
 
     Only cuts just before a non-alphanumeric character are tried, so a lookahead at the
     cut sees what it would see in the full text: "4111 1111 1111 1111 123" (card then
     CVV) yields the card, while a 17-digit id never yields a 16-digit "card".
     """
     start, end = match.span()
+    limit = min(limit, _MAX_SHRINK)
     tries = 0
     cut = end - 1
-    while cut > start and tries < _MAX_SHRINK:
+    while cut > start and tries < limit:
         if text[cut - 1].isalnum() and not (text[cut].isalnum() or text[cut] == "_"):
             tries += 1
             shorter = rule.match(text, start, cut)
             if shorter is not None and shorter.end() > start:
                 if rule.validator is None or rule.validator(shorter.group()):
-                    return shorter
+                    return shorter, tries
                 cut = min(cut, shorter.end())
         cut -= 1
-    return None
+    return None, tries
 
 
 def _overlap(hits: list[tuple[int, int, int]], start: int, end: int) -> tuple[int, int] | None:
-    """An accepted span overlapping [start, end), or None."""
-    for taken_start, taken_end, _ in hits:
-        if start < taken_end and taken_start < end:
-            return taken_start, taken_end
+    """An accepted span overlapping [start, end), or None.
+
+    ``hits`` is sorted and its spans do not overlap, so only the spans either side of
+    ``start`` can (a bisection: a text with thousands of findings stays linear).
+    """
+    at = bisect.bisect_left(hits, (start,))
+    if at and hits[at - 1][1] > start:
+        return hits[at - 1][0], hits[at - 1][1]
+    if at < len(hits) and hits[at][0] < end:
+        return hits[at][0], hits[at][1]
     return None
 
 
+def _cut_tail(accepted: list[tuple[int, int, int]], start: int, length: int, index: int) -> int:
+    """Make ``text[start:]`` (from the start of any span it cuts through) one finding of
+    rule ``index``, dropping the spans it covers; return where the tail starts."""
+    at = bisect.bisect_left(accepted, (start,))
+    if at and accepted[at - 1][1] > start:
+        at -= 1
+        start = accepted[at][0]
+    del accepted[at:]
+    accepted.append((start, length, index))
+    return start
+
+
 def _find(scanner: CompiledScanner, text: str) -> list[tuple[int, int, int]] | None:
-    """Accepted (start, end, rule index) spans, in the order they were accepted."""
+    """Accepted (start, end, rule index) spans, sorted, non-overlapping.
+
+    At most MAX_CANDIDATES_PER_TEXT candidate matches are handled in Python; past that,
+    the rest of the text is one finding (see _collect).
+    """
     pregate = scanner.pregate
     if (
         pregate is not None
@@ -850,7 +943,7 @@ def _find_gated(scanner: CompiledScanner, text: str) -> list[tuple[int, int, int
             )
         )
     steps = stage.steps
-    if stage.gated and text.isascii():
+    if stage.gated and len(text) <= _GATE_MAX_LENGTH and text.isascii():
         mask = proven = 0
         if stage.anchors is not None:
             anchor_masks = stage.anchor_masks
@@ -875,14 +968,17 @@ def _find_gated(scanner: CompiledScanner, text: str) -> list[tuple[int, int, int
             if len(stage.by_mask) < _MAX_CANDIDATE_SETS:
                 stage.by_mask[key] = steps
     accepted: list[tuple[int, int, int]] | None = None
+    budget = MAX_CANDIDATES_PER_TEXT
+    # Where the scanned text ends: the length, or the start of the fail-safe tail.
+    end = len(text)
     for index, rule, prefilter, search in steps:
         if prefilter is not None and not prefilter(text):
             continue
-        match = search(text)
+        match = search(text, 0, end)
         if match is not None:
             if accepted is None:
                 accepted = []
-            _collect(rule, index, text, match, accepted)
+            budget, end = _collect(rule, index, text, match, accepted, budget, end)
     return accepted
 
 
@@ -892,19 +988,31 @@ def _collect(
     text: str,
     match: re.Match[str] | None,
     accepted: list[tuple[int, int, int]],
-) -> None:
-    """Add the rule's acceptable, non-overlapping matches, starting from ``match``."""
+    budget: int,
+    end: int,
+) -> tuple[int, int]:
+    """Add the rule's acceptable, non-overlapping matches in ``text[:end]``, starting from
+    ``match``, keeping ``accepted`` sorted; return the budget left and the new ``end``.
+
+    A candidate met with no budget left makes the rest of the text, from its start, one
+    finding of this rule (the text after it is not looked at, by any rule): a text
+    crafted to cost unbounded validation is redacted, not let through.
+    """
     length = len(text)
     validator = rule.validator
     has_secret = rule.has_secret
     search = rule.search
     while match is not None:
         start = match.start()
+        if budget <= 0:
+            return 0, _cut_tail(accepted, start, length, index)
+        budget -= 1
         pos = start + 1
         if match.end() == start:  # zero-width matches redact nothing
             pass
         elif validator is not None and not validator(match.group()):
-            match = _shrink(rule, text, match)
+            match, tries = _shrink(rule, text, match, budget)
+            budget -= tries
             # Without a shorter valid match, a later start may still hold one
             # ("2024 4111 1111 1111 1111"), so the search resumes one character on.
         if match is not None and match.end() > start:
@@ -916,11 +1024,12 @@ def _collect(
                 if not has_secret and start >= blocker[0]:
                     pos = blocker[1]
             elif span_end > span_start:
-                accepted.append((span_start, span_end, index))
+                bisect.insort(accepted, (span_start, span_end, index))
                 pos = match.end()
-        if pos >= length:
-            return  # a match starting at the end would be empty
-        match = search(text, pos)
+        if pos >= end:
+            break  # a match starting at the end would be empty
+        match = search(text, pos, end)
+    return budget, end
 
 
 _REPLACE = ScanAction.REPLACE.value

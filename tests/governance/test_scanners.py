@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from governance import scanners
 from governance.hashing import keyed_hash
 from governance.scanners import (
     BUILTIN_RULES,
@@ -962,3 +963,119 @@ def test_clean_texts_are_remembered_and_texts_with_findings_never():
     for number in range(2000):
         scan_text(scanner, f"plain text number {number}")
     assert 0 < len(scanner.cleared) <= 2000 // 4  # emptied when full, never unbounded
+
+
+# --- cost bounds ---------------------------------------------------------------------------
+
+# Per built-in rule, a 64 KiB value holding thousands of its candidates (matches its
+# validator accepts or refuses): each one costs Python work, so without a per-value bound
+# a client can make one value cost hundreds of milliseconds.
+CANDIDATE_FLOODS = {
+    "private_key": "-----BEGIN PRIVATE KEY-----x-----END PRIVATE KEY----- ",
+    "jwt": "eyJaaaa.a.a ",
+    "api_key": " AKIAAAAAAAAAAAAAAAAA",
+    "bearer_token": "bearer ",
+    "url_password": "a://b:c@ ",
+    "email": "a@b.cc ",
+    "iban": "DE89 3704 0044 0532 0130 00 ",
+    "credit_card": "1 ",
+    "us_ssn": "123-45-6789 ",
+    "ipv6": "1::1 ",
+    "ipv4": "1.1.1.1 ",
+}
+
+
+def _flood(unit: str, size: int = 64 * 1024) -> str:
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+def _counting(rule: ScannerRule) -> tuple[ScannerRule, list[str]]:
+    """``rule`` with a validator that records each candidate it is asked about (and then
+    answers as the rule's own validator would, or accepts when the rule has none)."""
+    seen: list[str] = []
+    check = rule.validator
+
+    def validator(candidate: str) -> bool:
+        seen.append(candidate)
+        return check(candidate) if check is not None else True
+
+    return dataclasses.replace(rule, validator=validator), seen
+
+
+def test_every_builtin_rule_has_a_candidate_flood():
+    """The cost-bound test below covers every built-in rule."""
+    assert set(CANDIDATE_FLOODS) == {rule.name for rule in BUILTIN_RULES}
+
+
+@pytest.mark.parametrize("name", sorted(CANDIDATE_FLOODS))
+def test_candidates_per_value_are_bounded_and_the_rest_is_redacted(name):
+    """However many candidates a value holds, at most MAX_CANDIDATES_PER_TEXT are examined;
+    the value is then redacted from the first candidate over the bound to its end (fail
+    safe), never let through."""
+    rule, seen = _counting(builtin(name))
+    scanner = scanner_compile([rule], key_id=KEY_ID, key=KEY)
+    text = _flood(CANDIDATE_FLOODS[name])
+    result, fired = scan_text(scanner, text)
+    assert len(seen) <= scanners.MAX_CANDIDATES_PER_TEXT
+    assert fired == (name,)
+    findings = scan_findings(scanner, text)
+    assert findings[-1].end == len(text)  # the rest of the value is one finding
+    assert result.endswith(rule.token)
+    assert len(result) < len(text) // 4
+
+
+def test_a_value_within_the_bound_is_scanned_in_full():
+    """Up to the bound every candidate is judged on its own; one more, and the rest of the
+    value from that candidate on is redacted as one finding of its rule."""
+    bound = scanners.MAX_CANDIDATES_PER_TEXT
+    assert scan(" 1.1.1.1" * bound) == " [ipv4]" * bound
+    assert scan(" 1.1.1.1" * (bound + 5)) == " [ipv4]" * bound + " [ipv4]"
+
+
+def test_findings_of_earlier_rules_past_the_bound_are_folded_into_the_rest():
+    """The rest of the value is redacted whatever a higher-priority rule found in it."""
+    bound = scanners.MAX_CANDIDATES_PER_TEXT
+    text = "1.1.1.1 " * (bound + 5) + "mail alice@example.com"
+    result, fired = scan_text(SCANNER, text)
+    assert "alice" not in result and "@" not in result
+    assert result.endswith("[ipv4]")
+    assert fired == ("ipv4",)
+
+
+def test_long_texts_skip_the_gate_and_find_the_same():
+    """A text longer than the gate's limit runs every rule's prefilter instead, finding the
+    same things."""
+    text = "x" * (scanners._GATE_MAX_LENGTH + 1) + " alice@example.com 10.0.0.1 "
+    assert scan(text) == "x" * (scanners._GATE_MAX_LENGTH + 1) + " [email] [ipv4] "
+
+
+def test_an_overlong_local_part_is_redacted_whole():
+    """The local part runs from the start of its run of characters (one try per run, so a
+    long run before a lone "@" stays linear): nothing of an over-long one is left."""
+    assert scan("x" * 100 + "@example.com ok") == "[email] ok"
+
+
+def test_glued_addresses_are_redacted_with_nothing_left():
+    """An address glued to the end of another (no separator) is redacted with it."""
+    assert scan("to a@x.io-b@y.io and c@z.io.d@w.io") == "to [email] and [email]"
+
+
+IPV6_PIECES = ["1", "a", "ffff", "12345", "db8", "0", ":", "::", ":::", ".", "1.2.3.4",
+               "255.1.1.1", "%eth0", "g", " ", "-", "_", "x:"]  # fmt: skip
+
+
+IPV6_TREE = scanner_compile([builtin("ipv6")], key_id=KEY_ID, key=KEY)
+IPV6_LISTED = scanner_compile(
+    [dataclasses.replace(builtin("ipv6"), pattern=scanners._ipv6_pattern(scanners._IPV6_FORMS))],
+    key_id=KEY_ID,
+    key=KEY,
+)
+
+
+@settings(max_examples=3000, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.lists(st.sampled_from(IPV6_PIECES), max_size=24))
+def test_the_ipv6_tree_finds_what_the_list_of_forms_finds(parts):
+    """The IPv6 rule runs a tree of the address forms (each group matched once per start);
+    it finds exactly what the plain list of forms, tried one after another, finds."""
+    text = "".join(parts)
+    assert scan_findings(IPV6_TREE, text) == scan_findings(IPV6_LISTED, text)
