@@ -37,6 +37,7 @@ CAPABILITIES = {
     "search and export audit events": ("audit.search_auditevent",),
     "view performance trends": ("ingest.view_performancetrend",),
     "view API keys": ("ingest.view_apikey",),
+    "run a purge now": ("ingest.add_purgerun",),
     "create and revoke API keys": ("ingest.add_apikey", "ingest.change_apikey"),
     "manage users and roles": ("auth.change_user", "auth.change_group"),
 }
