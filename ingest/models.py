@@ -16,7 +16,18 @@ class ApiKey(models.Model):
     the secret. Secrets are 256 random bits, so a fast hash is enough (no stretching).
     """
 
+    class Kind(models.TextChoices):
+        INGEST = "ingest", "Ingest: sends events"
+        SCHEMA_CHECK = "schema_check", "Schema check: may only check proto changes (CI)"
+
     name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(
+        max_length=16,
+        choices=Kind.choices,
+        default=Kind.INGEST,
+        help_text="A schema_check key may only call POST /api/v1/schemas/NAME/check "
+        "(for the schemas in allowed_schemas); it can neither send events nor register.",
+    )
     source = models.CharField(
         max_length=200,
         blank=True,

@@ -42,6 +42,7 @@ class CreatedApiKey:
 
 
 SCOPE_DEFAULTS: dict[str, object] = {
+    "kind": "ingest",
     "allowed_sources": [],
     "allowed_surfaces": [],
     "allowed_event_classes": [],

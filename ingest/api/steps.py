@@ -32,8 +32,11 @@ class IsApiKeyClient(permissions.BasePermission):
     """Allow only requests authenticated with an API key."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        """Return True if the request carries a valid API key."""
-        return isinstance(request.user, ApiKeyClient)
+        """Return True if the request carries a valid ingest API key (not a check-only key)."""
+        return (
+            isinstance(request.user, ApiKeyClient)
+            and request.user.api_key.kind == ApiKey.Kind.INGEST
+        )
 
 
 def answered(respond: Callable[[], Response]) -> Response:
