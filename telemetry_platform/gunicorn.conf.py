@@ -1,11 +1,19 @@
-"""Gunicorn settings: an access log without query strings, tracing set up after fork,
-start-up objects frozen out of the garbage collector's sight, dead workers' metric files."""
+"""Gunicorn settings: threaded workers with read timeouts, an access log without query strings,
+tracing set up after fork, start-up objects frozen out of the GC's sight, dead workers' metrics."""
 
 import contextlib
 import gc
 import os
 
 from prometheus_client import multiprocess
+
+# gthread workers (telemetry_platform/web_worker.py): WEB_THREADS threads each, every
+# read of a request times out after WEB_READ_TIMEOUT seconds without data, and bodies
+# are read before Django runs (a stalled one is answered 408). A sync worker serves one
+# connection at a time and reads it without a timeout, so two stalled uploads held both
+# default workers (and the health check) until the worker timeout.
+worker_class = "telemetry_platform.web_worker.ReadTimeoutThreadWorker"
+threads = int(os.environ.get("WEB_THREADS", "8"))
 
 # Query strings can carry raw identifiers an analyst searched for (?actor=...): the
 # access log records the path only, with the request id to find the request.
