@@ -36,6 +36,7 @@ run: bootstrap
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { echo "Installing Debian's chromium for the browser tests"; \
@@ -44,6 +45,7 @@ chromium:
 test: install chromium
 	$(BIN)/python scripts/check_services.py
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 clean:

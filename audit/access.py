@@ -10,10 +10,10 @@ import json
 
 from django.http import HttpRequest
 
-from ingest.metrics import AUDIT_SEARCHES
+from ingest.platform_audit import audit_event_record
 
 from .filtersets import AuditEventFilterSet
-from .services import audit_event_record
+from .metrics import AUDIT_SEARCHES
 
 
 def _request_id(request: HttpRequest) -> str:

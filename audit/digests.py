@@ -24,10 +24,11 @@ from django.db import connection, transaction
 from django.db.models import Min
 from django.utils import timezone
 
+from ingest.chain import keyed_digest, keyed_digest_valid
+from ingest.models import AuditChainHead
 from telemetry_platform.conf import telemetry_settings
 
-from .chain import keyed_digest, keyed_digest_valid
-from .models import AuditChainHead
+from .problems import ChainProblem
 
 FORMAT = "tgp-audit-digest/1"
 FILE_PATTERN = re.compile(r"^audit-digest-(\d{4}-\d{2}-\d{2})\.json$")
@@ -155,13 +156,11 @@ def audit_digests_export(*, directory: Path | str, now: datetime | None = None) 
 
 def digest_files_read(
     directory: Path | str, *, keys: Mapping[str, str]
-) -> tuple[list[DigestFile], list[Any]]:
+) -> tuple[list[DigestFile], list[ChainProblem]]:
     """Read and check the digest files: each signature, and the chain from file to file.
 
     Return the files whose signature holds and the problems found (ChainProblem).
     """
-    from .verification import ChainProblem
-
     directory = Path(directory)
     files: list[DigestFile] = []
     problems: list[ChainProblem] = []

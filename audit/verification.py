@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db import connection
 
-from .chain import (
+from ingest.chain import (
     GENESIS,
     LINKED_COLUMNS,
     canonical_content,
@@ -19,24 +19,12 @@ from .chain import (
     link_version,
     row_content,
 )
-from .models import AuditChainHead
+from ingest.models import AuditChainHead
+
+from .digests import digest_files_read
+from .problems import ChainProblem
 
 ROW_COLUMNS = ("chain_prev", "chain_link", *LINKED_COLUMNS)
-
-
-@dataclass(frozen=True)
-class ChainProblem:
-    source: str
-    day: date
-    seq: int | None
-    # altered | reordered | missing | truncated | beyond_head | unknown_chain | head_altered
-    # | head_mismatch | deleted_chain | not_in_digest | digest_file
-    kind: str
-    detail: str
-
-    def __str__(self) -> str:
-        where = f" at link {self.seq}" if self.seq is not None else ""
-        return f"{self.source} {self.day}{where}: {self.kind} ({self.detail})"
 
 
 @dataclass
@@ -182,8 +170,6 @@ def _digest_problems(
     since: date | None,
 ) -> tuple[int, list[ChainProblem]]:
     """Compare the exported digest files with the chain heads the database holds now."""
-    from .digests import digest_files_read
-
     files, problems = digest_files_read(directory, keys=digest_keys)
     for digest_file in files:
         if since and digest_file.day < since:

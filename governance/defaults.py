@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .protoc import PLATFORM_PROTO_ROOT
+from .scanners import BUILTIN_RULES, ScannerRule
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,6 @@ def default_scanner_rules() -> tuple:
     Device and installation ids are UUIDs; in free text or attributes they are replaced
     by their keyed hash, which keeps them joinable without keeping them.
     """
-    from .scanners import BUILTIN_RULES, ScannerRule
-
     uuid_rule = ScannerRule(
         name="uuid",
         pattern=r"(?i)\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b",

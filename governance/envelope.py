@@ -8,15 +8,14 @@ than validating the event; here each role becomes a getter compiled once per pla
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from governance.choices import FieldRole
-from governance.selectors import SchemaPlan
+from .choices import FieldRole
 
 # Roles read as text (the stored envelope columns and the scope checks).
 TEXT_ROLES = (
@@ -76,10 +75,8 @@ class EnvelopeReader:
     text: dict[str, TextGetter]
 
 
-def envelope_reader_compile(plan: SchemaPlan) -> EnvelopeReader:
-    """Compile the getters of every role ``plan`` names (a missing role reads "")."""
-    descriptor = plan.compiled.descriptor
-    roles = plan.roles
+def envelope_reader_compile(descriptor: Descriptor, roles: Mapping[str, str]) -> EnvelopeReader:
+    """Compile the getters of every role in ``roles`` (a missing role reads "")."""
     text = {
         role: _text_getter(descriptor, roles[role]) if roles.get(role) else _no_text
         for role in TEXT_ROLES

@@ -24,6 +24,7 @@ from .models import (
     Schema,
     SchemaRevision,
 )
+from .ports import stored_events_latest
 from .redaction import PolicySpec, redact_message, redaction_plan_compile
 from .schemas import load_schema
 from .selectors import content_scanner_get, field_policy_specs, revision_leaf_paths
@@ -273,8 +274,6 @@ def change_request_preview(
 
     Built from stored, already-redacted data only: nothing that was not kept can appear.
     """
-    from ingest.models import Event  # ingest depends on governance, not the reverse
-
     if change_request.kind != ChangeKind.FIELD_POLICIES:
         return []
     limit = telemetry_settings.CHANGE_PREVIEW_EVENTS if limit is None else limit
@@ -290,14 +289,14 @@ def change_request_preview(
             revision, field_policy_specs(revision), fields
         )
         preview = RevisionPreview(revision, not_recoverable=not_recoverable)
-        of_revision = Event.objects.filter(
-            event_class_id=schema.event_class_id, schema_revision=revision
-        ).only("event_id", "occurred_at", "payload")
         # Senders' events first: the platform's own audit events (of this very request,
         # among others) only when there is nothing else.
-        stored = list(
-            of_revision.exclude(source=PLATFORM_SOURCE).order_by("-occurred_at")[:limit]
-        ) or list(of_revision.order_by("-occurred_at")[:limit])
+        stored = stored_events_latest(
+            event_class=schema.event_class_id,
+            revision_id=revision.pk,
+            limit=limit,
+            prefer_not_source=PLATFORM_SOURCE,
+        )
         for event in stored:
             message = compiled.message_class()
             try:

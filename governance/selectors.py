@@ -5,17 +5,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
 from django.db.models import Prefetch
-from google.protobuf.message import Message
 
 from telemetry_platform.conf import telemetry_settings
 
 from .choices import INGESTIBLE_STATUSES, RevisionStatus
 from .defaults import default_scanner_rules
+from .envelope import envelope_reader_compile
 from .fastdict import compile_dict_renderer
 from .fastjson import compile_json_parser
 from .metric_plans import CompiledMetric, MetricDefinitionError, metric_compile
@@ -28,45 +28,13 @@ from .models import (
     Schema,
     SchemaRevision,
 )
-from .redaction import PolicySpec, RedactionPlan, redaction_plan_compile
+from .plans import SchemaPlan, SchemaRefusal
+from .redaction import PolicySpec, redaction_plan_compile
 from .scanners import CompiledScanner, scanner_compile, sensitive_key_matcher
 from .scanners import ScannerRule as ScannerRule_
 from .schemas import CompiledSchema, leaf_fields, load_schema
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SchemaPlan:
-    """Everything ingest needs to validate one schema's events, compiled once per revision."""
-
-    schema_name: str
-    event_class: str
-    retention_days: int
-    revision_id: int
-    version: int
-    status: str
-    compiled: CompiledSchema
-    roles: Mapping[str, str]
-    redaction: RedactionPlan
-    # Proto3 JSON fast path: the message, or None when ParseDict must decide.
-    json_parser: Callable[[dict], Message | None]
-    # Aggregate metrics computed from this schema's accepted events.
-    metrics: tuple[CompiledMetric, ...] = ()
-    # The stored payload: MessageToDict (proto field names) of the redacted message, compiled.
-    dict_renderer: Callable[[Message], dict] | None = None
-
-    @property
-    def deprecated(self) -> bool:
-        return self.status == RevisionStatus.DEPRECATED
-
-
-@dataclass(frozen=True)
-class SchemaRefusal:
-    """Why a schema name cannot take events right now (no ingestible revision)."""
-
-    code: str
-    message: str
 
 
 @dataclass(frozen=True)
@@ -204,6 +172,7 @@ class SchemaPlanCache:
             status=revision.status,
             compiled=compiled,
             roles=MappingProxyType(dict(revision.roles)),
+            envelope=envelope_reader_compile(compiled.descriptor, revision.roles),
             json_parser=compile_json_parser(compiled.descriptor, compiled.message_class),
             dict_renderer=compile_dict_renderer(compiled.descriptor),
             metrics=_metrics_for(entry.schema_name, revision, compiled),

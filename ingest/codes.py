@@ -17,6 +17,7 @@ class BatchCode:
     UNSUPPORTED_CONTENT_TYPE = "unsupported_content_type"
     MALFORMED_PROTOBUF = "malformed_protobuf"
     STORE_UNAVAILABLE = "store_unavailable"
+    STORE_REFUSED = "store_refused"
     MALFORMED_GZIP = "malformed_gzip"
     UNSUPPORTED_CONTENT_ENCODING = "unsupported_content_encoding"
     INVALID_TRACEPARENT = "invalid_traceparent"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from governance.models import EventClass, SchemaRevision
+
+from .chain import head_content, keyed_digest, keyed_digest_valid
 
 
 class ApiKey(models.Model):
@@ -167,3 +171,54 @@ class PerformanceTrend(Event):
         proxy = True
         verbose_name = "performance trend"
         verbose_name_plural = "performance trends"
+
+
+class AuditChainHead(models.Model):
+    """Where a chain ends. Verification compares the stored rows with it; a purge marks it.
+
+    After a purge removed (some of) a chain's rows, ``purged_at`` says so and
+    ``rows_purged`` how many links are gone; the final link is kept, so the record of
+    what existed outlives the rows. ``digest`` is a keyed digest of that state under the
+    digest key (not in the database): a head edited in SQL no longer matches it.
+    """
+
+    source = models.CharField(max_length=200)
+    day = models.DateField()
+    last_seq = models.BigIntegerField()
+    last_link = models.CharField(max_length=80)
+    purged_at = models.DateTimeField(null=True, blank=True)
+    rows_purged = models.BigIntegerField(default=0)
+    digest = models.CharField(max_length=100, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        # Created by the audit app (audit/0001); the store owns it since it owns the chain.
+        db_table = "audit_auditchainhead"
+        constraints = [
+            models.UniqueConstraint(fields=["source", "day"], name="audit_chain_head_unique")
+        ]
+        ordering = ["day", "source"]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.day}: {self.last_seq} links"
+
+    def state_content(self) -> bytes:
+        """The bytes ``digest`` covers."""
+        return head_content(
+            source=self.source,
+            day=self.day,
+            last_seq=self.last_seq,
+            last_link=self.last_link,
+            purged_at=self.purged_at,
+            rows_purged=self.rows_purged,
+        )
+
+    def seal(self, *, key_id: str, key: str) -> None:
+        """Set ``digest`` for the current state (the caller saves)."""
+        self.digest = keyed_digest(self.state_content(), key_id=key_id, key=key)
+
+    def seal_valid(self, *, keys: Mapping[str, str]) -> bool:
+        """Whether ``digest`` matches the current state under one of ``keys``."""
+        return bool(self.digest) and keyed_digest_valid(
+            self.digest, self.state_content(), keys=keys
+        )

@@ -40,7 +40,10 @@ from governance.models import EventClass, LegalHold, RetentionOverride, SchemaRe
 from governance.services.configuration import LEGAL_HOLD_LOCK_KEY
 from telemetry_platform.conf import telemetry_settings
 
+from .metrics import PURGE_RUNS
+from .models import PurgeRun
 from .partitions import PARENT_TABLE, class_partition_name
+from .pipeline.store import audit_chain_heads_purge_record
 
 logger = logging.getLogger(__name__)
 
@@ -337,9 +340,6 @@ def purge_runs_interrupted_mark(*, event_class: str | None = None) -> int:
     holds its class's lock lost its worker. The update re-checks the status, so a run that
     finished since it was read keeps its final status.
     """
-    from .metrics import PURGE_RUNS
-    from .models import PurgeRun
-
     running = PurgeRun.objects.filter(status=PurgeRun.Status.RUNNING)
     if event_class:
         running = running.filter(event_class=event_class)
@@ -486,8 +486,6 @@ def _audit_chains_purged(event_class: str, *, day_from: date | None, day_to: dat
     """Record on the audit chain heads a purge touched how many links it removed."""
     if event_class != "audit_event":
         return
-    from audit.services import audit_chain_heads_purge_record
-
     if day_from is None:
         # A schema override shorter than the class retention deletes rows of later days too.
         overrides = RetentionOverride.objects.filter(schema__event_class_id=event_class)
@@ -500,9 +498,6 @@ def purge_class(
     event_class: EventClass, *, now: datetime, triggered_by: str = "beat"
 ) -> tuple[PurgeProgress | None, RetentionRules | None, str]:
     """Purge one class. Return (progress, rules, status); status ``skipped`` if locked."""
-    from .metrics import PURGE_RUNS
-    from .models import PurgeRun
-
     with class_purge_lock(event_class.name) as acquired:
         if not acquired:
             return None, None, PurgeRun.Status.SKIPPED

@@ -171,9 +171,13 @@ def service_observation(
     return name, kind, series, mode, float(value), occurred_at_ms
 
 
-def service_metrics_record(events: Iterable[Any]) -> None:
-    """Add the accepted platform ``service_metric`` events of a batch to Redis; never fails
-    ingest. ``events`` are the pipeline's prepared events (payload, redactions, occurred-at).
+def service_metrics_queue(
+    pipe: redis.client.Pipeline, events: Iterable[Any], *, ttl_seconds: int
+) -> int:
+    """Queue the accepted platform ``service_metric`` events of a batch on ``pipe`` (the
+    caller executes it; ``service_metrics_outcomes`` reads the answers); return how many
+    commands were queued. ``events`` are the pipeline's prepared events. Series nobody
+    updates for ``ttl_seconds`` (the class retention) expire with their events.
     """
     per_metric: dict[tuple[str, str], list] = defaultdict(list)
     for event in events:
@@ -186,53 +190,40 @@ def service_metrics_record(events: Iterable[Any]) -> None:
             continue
         name, kind, series, mode, value, stamp = observation
         per_metric[(name, kind)].extend((series, mode, repr(value), stamp))
-    if not per_metric:
-        return
-    try:
-        ttl = _ttl_seconds()
-        script = _record_script()
-        pipe = redis_client().pipeline(transaction=False)
-        for (name, kind), args in per_metric.items():
-            script(
-                keys=[
-                    DEFS_KEY,
-                    f"{PREFIX}{name}",
-                    f"{PREFIX}{name}:state",
-                    f"{PREFIX}{name}:series",
-                    f"{PREFIX}{name}:folded",
-                ],
-                args=[
-                    name,
-                    kind,
-                    telemetry_settings.SERVICE_METRIC_MAX_SERIES,
-                    telemetry_settings.SERVICE_METRIC_MAX_NAMES,
-                    ttl,
-                    FOLDED_SERIES,
-                    *args,
-                ],
-                client=pipe,
-            )
-        outcomes = pipe.execute()
-        # Log messages never carry event values, metric names included: only the counts.
-        over_limit, other_kind = outcomes.count(-1), outcomes.count(-2)
-        if over_limit or other_kind:
-            logger.warning(
-                "service metrics dropped: %d over TELEMETRY_SERVICE_METRIC_MAX_NAMES, "
-                "%d sent with another kind than first seen",
-                over_limit,
-                other_kind,
-            )
-    except redis.RedisError as exc:
-        logger.warning("service metrics not recorded (%s)", type(exc).__name__)
+    script = _record_script() if per_metric else None
+    for (name, kind), args in per_metric.items():
+        script(
+            keys=[
+                DEFS_KEY,
+                f"{PREFIX}{name}",
+                f"{PREFIX}{name}:state",
+                f"{PREFIX}{name}:series",
+                f"{PREFIX}{name}:folded",
+            ],
+            args=[
+                name,
+                kind,
+                telemetry_settings.SERVICE_METRIC_MAX_SERIES,
+                telemetry_settings.SERVICE_METRIC_MAX_NAMES,
+                ttl_seconds,
+                FOLDED_SERIES,
+                *args,
+            ],
+            client=pipe,
+        )
+    return len(per_metric)
 
 
-def _ttl_seconds() -> int:
-    """Series nobody updates for the service_metric retention expire with their events."""
-    from governance.selectors import SchemaPlan, schema_plans
-
-    plan = schema_plans.get(next(iter(SERVICE_METRIC_SCHEMAS)))
-    days = plan.retention_days if isinstance(plan, SchemaPlan) else 90
-    return max(1, int(days)) * 86400
+def service_metrics_outcomes(outcomes: list[Any]) -> None:
+    """Log what the queued service metric updates refused (counts only, never values)."""
+    over_limit, other_kind = outcomes.count(-1), outcomes.count(-2)
+    if over_limit or other_kind:
+        logger.warning(
+            "service metrics dropped: %d over TELEMETRY_SERVICE_METRIC_MAX_NAMES, "
+            "%d sent with another kind than first seen",
+            over_limit,
+            other_kind,
+        )
 
 
 def service_metric_names() -> dict[str, str]:

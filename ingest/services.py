@@ -14,13 +14,13 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from audit.services import audit_event_record
 from governance.models import EventClass
 from governance.redaction import generalize_ip
 from telemetry_platform.conf import telemetry_settings
 
 from . import metrics
 from .models import ApiKey
+from .platform_audit import audit_event_record
 from .ratelimit import once_per
 from .retention import partitions_maintain, purge_class
 

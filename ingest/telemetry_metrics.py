@@ -67,39 +67,36 @@ def _fields(metric: CompiledMetric, labels: tuple[str, ...], value: float) -> It
     yield series, f"{series}|count", 1
 
 
-def metrics_record(observations: Iterable[tuple[CompiledMetric, tuple[str, ...], float]]) -> None:
-    """Add a batch's observations to Redis in one round trip; never fails ingest."""
+def metrics_queue(
+    pipe: redis.client.Pipeline,
+    observations: Iterable[tuple[CompiledMetric, tuple[str, ...], float]],
+) -> int:
+    """Queue a batch's observations on ``pipe`` (the caller executes it); return how many
+    commands were queued."""
     per_metric: dict[CompiledMetric, list] = defaultdict(list)
     for metric, labels, value in observations:
         for series, field, amount in _fields(metric, labels, value):
             per_metric[metric].extend((series, field, amount))
-    if not per_metric:
-        return
-    try:
-        client = redis_client()
-        script = _record_script()
-        pipe = client.pipeline(transaction=False)
-        for metric, args in per_metric.items():
-            folded = _series_key([OTHER] * len(metric.labels))
-            definition = {
-                "kind": metric.kind,
-                "help": metric.help,
-                "labels": metric.label_names,
-                "buckets": metric.buckets,
-            }
-            pipe.hset(f"{PREFIX}defs", metric.name, json.dumps(definition))
-            script(
-                keys=[
-                    f"{PREFIX}{metric.name}",
-                    f"{PREFIX}{metric.name}:folded",
-                    f"{PREFIX}{metric.name}:series",
-                ],
-                args=[metric.max_series, *args, folded],
-                client=pipe,
-            )
-        pipe.execute()
-    except redis.RedisError as exc:
-        logger.warning("telemetry metrics not recorded (%s)", type(exc).__name__)
+    script = _record_script() if per_metric else None
+    for metric, args in per_metric.items():
+        folded = _series_key([OTHER] * len(metric.labels))
+        definition = {
+            "kind": metric.kind,
+            "help": metric.help,
+            "labels": metric.label_names,
+            "buckets": metric.buckets,
+        }
+        pipe.hset(f"{PREFIX}defs", metric.name, json.dumps(definition))
+        script(
+            keys=[
+                f"{PREFIX}{metric.name}",
+                f"{PREFIX}{metric.name}:folded",
+                f"{PREFIX}{metric.name}:series",
+            ],
+            args=[metric.max_series, *args, folded],
+            client=pipe,
+        )
+    return 2 * len(per_metric)
 
 
 class TelemetryMetricsCollector(Collector):

@@ -15,6 +15,7 @@ from django.urls import path
 from ..conformance import check_files
 from ..metric_plans import MetricDefinitionError
 from ..models import MetricDefinition
+from ..ports import metric_catalogue
 from ..services import metric_definition_check, metric_definition_save
 
 
@@ -79,8 +80,6 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
         """Upload a rules or dashboard file and see which metrics nothing emits."""
         if not request.user.has_perm("governance.view_metricdefinition"):
             raise PermissionDenied
-        from ingest.metrics import metric_catalogue
-
         form = ConformanceForm(request.POST or None, request.FILES or None)
         report = None
         if request.method == "POST" and form.is_valid():

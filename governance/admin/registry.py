@@ -11,12 +11,11 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
-from ingest.retention import purge_preview
-
 from ..choices import ChangeKind, RevisionStatus
 from ..descriptors import field_catalogue
 from ..forms import SchemaRegisterForm
 from ..models import EventClass, Schema, SchemaRevision
+from ..ports import purge_preview
 from ..schemas import load_schema
 from ..selectors import field_policy_specs, policy_coverage
 from ..services import (

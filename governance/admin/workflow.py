@@ -18,8 +18,11 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from telemetry_platform.conf import telemetry_settings
+
 from ..choices import OPEN_CHANGE_STATUSES, ChangeKind, ChangeStatus
 from ..models import ChangeRequest, EventClass, PolicyVersion, Schema
+from ..ports import purge_preview
 from ..reviews import (
     change_request_preview,
     policy_history,
@@ -309,8 +312,6 @@ class ChangeRequestAdmin(admin.ModelAdmin):
 
     def _retention_dry_run(self, change_request: ChangeRequest) -> tuple | None:
         """For a class retention change: what a purge would remove now and once applied."""
-        from ingest.retention import purge_preview  # ingest depends on governance
-
         if change_request.kind != ChangeKind.CLASS_RETENTION:
             return None
         event_class = EventClass.objects.filter(
@@ -451,8 +452,6 @@ class ChangeRequestAdmin(admin.ModelAdmin):
             return redirect(request.POST.get("next") or "admin:governance_changerequest_review")
         statuses = policy_review_status()
         schemas = {schema_target(s): s.pk for s in Schema.objects.all()}
-        from telemetry_platform.conf import telemetry_settings
-
         context = self._context(
             request,
             "Policy review",

@@ -2,7 +2,6 @@
 
 from django.urls import path
 
-from .check import SchemaCheckApi
 from .views import (
     SchemaDetailApi,
     SchemaListRegisterApi,
@@ -13,7 +12,6 @@ from .views import (
 urlpatterns = [
     path("schemas", SchemaListRegisterApi.as_view(), name="schema-list-register"),
     path("schemas/<str:name>", SchemaDetailApi.as_view(), name="schema-detail"),
-    path("schemas/<str:name>/check", SchemaCheckApi.as_view(), name="schema-check"),
     path(
         "schemas/<str:name>/revisions/<int:version>",
         SchemaRevisionDetailApi.as_view(),

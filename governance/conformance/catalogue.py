@@ -52,6 +52,7 @@ class CatalogueEntry:
 
     name: str
     type: str
+    help: str = ""
 
 
 def exposed_series(entry: CatalogueEntry) -> frozenset[str]:

@@ -19,10 +19,7 @@ from .configuration import (
     ALLOWED_TRANSITIONS,
     LifecycleError,
     PolicyApplyError,
-    RegisteredRevision,
     RetentionError,
-    SchemaRegistrationError,
-    default_configuration_load,
     event_class_ensure,
     event_class_retention_update,
     field_policies_set,
@@ -35,9 +32,14 @@ from .configuration import (
     retention_limits_for,
     retention_override_set,
     scanner_rule_save,
+    schema_revision_status_change,
+)
+from .registration import (
+    RegisteredRevision,
+    SchemaRegistrationError,
+    default_configuration_load,
     schema_compatibility_check,
     schema_register,
-    schema_revision_status_change,
 )
 
 __all__ = [

@@ -17,11 +17,10 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from audit.services import audit_event_record
-
 from ..choices import OPEN_CHANGE_STATUSES, ChangeKind, ChangeStatus, RevisionStatus
 from ..models import ChangeRequest, PolicyReview, PolicyVersion, Schema
 from ..policies import PolicyDocument
+from ..ports import audit_event_record
 from ..selectors import field_policy_specs, revision_leaf_paths
 from .change_kinds import (
     NEW_HOLD_TARGET,

@@ -39,18 +39,37 @@ class IsApiKeyClient(permissions.BasePermission):
         )
 
 
+# Codes of BatchError answered with another status than 400.
+BATCH_ERROR_STATUSES = {
+    BatchCode.BODY_TOO_LARGE: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    BatchCode.TOO_MANY_EVENTS: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+}
+
+
+def batch_error_status(code: str) -> int:
+    """The HTTP status that answers a request refused with ``code``."""
+    return BATCH_ERROR_STATUSES.get(code, status.HTTP_400_BAD_REQUEST)
+
+
 def answered(respond: Callable[[], Response]) -> Response:
     """Run ``respond``; pipeline errors become their error responses. Times the request."""
     started = time.perf_counter()
     try:
         response = respond()
     except pipeline.BatchError as exc:
-        response = error_response(exc.code, exc.message, status=exc.status, field=exc.field)
+        response = error_response(
+            exc.code, exc.message, status=batch_error_status(exc.code), field=exc.field
+        )
     except pipeline.RetryableError as exc:
         response = error_response(
             BatchCode.STORE_UNAVAILABLE, str(exc), status=status.HTTP_503_SERVICE_UNAVAILABLE
         )
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    except pipeline.StoreRefusedError as exc:
+        # Not "retry later": the same batch would be refused again. The class is logged.
+        response = error_response(
+            BatchCode.STORE_REFUSED, str(exc), status=status.HTTP_500_INTERNAL_SERVER_ERROR
+        )
     except STORE_UNREACHABLE:
         # Before the pipeline's own transaction: the plan refresh (policy epoch) or a read.
         response = store_unavailable_response()
@@ -64,7 +83,6 @@ def request_body(request: Request) -> bytes:
     too_large = pipeline.BatchError(
         BatchCode.BODY_TOO_LARGE,
         f"request body is larger than {limit} bytes",
-        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     )
     length = request.META.get("CONTENT_LENGTH") or ""
     if not length and _chunked(request):
@@ -126,7 +144,6 @@ def gunzip_bounded(body: bytes, limit: int) -> bytes:
         raise pipeline.BatchError(
             BatchCode.BODY_TOO_LARGE,
             f"request body inflates beyond {limit} bytes",
-            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
     if not inflater.eof:
         raise pipeline.BatchError(BatchCode.MALFORMED_GZIP, "request body is truncated gzip")

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from .artifacts import DiagnosticsSnapshotIngestApi, PerfSignoffIngestApi
+from .schema_check import SchemaCheckApi
 from .views import EventBatchIngestApi
 
 urlpatterns = [
@@ -13,4 +14,5 @@ urlpatterns = [
         DiagnosticsSnapshotIngestApi.as_view(),
         name="diagnostics-snapshot-ingest",
     ),
+    path("schemas/<str:name>/check", SchemaCheckApi.as_view(), name="schema-check"),
 ]

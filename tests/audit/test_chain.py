@@ -8,8 +8,8 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from audit.models import AuditChainHead
 from ingest import pipeline
+from ingest.models import AuditChainHead
 from ingest.services import events_purge_expired
 from tests.factories import AUDIT_SCHEMA, iso
 
@@ -131,7 +131,7 @@ def test_reordered_rows_are_reported(platform_config, capsys):
 
 def test_a_forged_link_needs_the_key(platform_config, capsys, settings):
     """Recomputing a link with another key is still caught."""
-    from audit.chain import canonical_content, chain_link
+    from ingest.chain import canonical_content, chain_link
 
     store(2)
     with connection.cursor() as cursor:
@@ -254,7 +254,7 @@ def test_rows_linked_before_the_upgrade_still_verify(platform_config, capsys):
     """Rows linked under the first content version (bare ``k1:`` links) verify as they are."""
     import json
 
-    from audit.chain import GENESIS, canonical_content, chain_link
+    from ingest.chain import GENESIS, canonical_content, chain_link
     from telemetry_platform.conf import telemetry_settings
 
     store(3)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
+from governance import ports
 from governance.conformance import (
     CatalogueEntry,
     ConformanceReport,
@@ -26,7 +27,6 @@ from governance.conformance import (
     promql_metric_names,
     promql_references,
 )
-from ingest import metrics as ingest_metrics
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "conformance"
 KHALA = FIXTURES / "khala-slo-prometheusrule.yaml"
@@ -605,8 +605,9 @@ def run_command(*args: str) -> tuple[int, str]:
 
 @pytest.fixture
 def test_catalogue(monkeypatch):
-    """The command reads ingest.metrics.metric_catalogue(); tests give it CATALOGUE."""
-    monkeypatch.setattr(ingest_metrics, "metric_catalogue", lambda: CATALOGUE)
+    """The command reads the store's metric catalogue (a governance port); tests give it
+    CATALOGUE."""
+    monkeypatch.setitem(ports._installed, "metric_catalogue", lambda: CATALOGUE)
 
 
 def test_command_missing_metrics_exit_1(test_catalogue):
@@ -673,7 +674,7 @@ def test_command_unusable_input_exit_2(test_catalogue, name):
 
 @pytest.mark.django_db
 def test_command_uses_real_metric_catalogue(tmp_path):
-    """Without patching, the command checks against ingest.metrics.metric_catalogue()."""
+    """Without patching, the command checks against ingest.catalogue.metric_catalogue()."""
     rules = write(
         tmp_path,
         "ingest.yaml",

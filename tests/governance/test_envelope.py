@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from governance.choices import FieldRole
-from ingest.envelope import TEXT_ROLES, envelope_reader_compile, role_text, role_value
+from governance.envelope import TEXT_ROLES, envelope_reader_compile, role_text, role_value
 from tests.governance.test_fastjson import _everything, _message, _reference
 
 # Field paths of fastjson.v1.Everything of every shape a role can point at.
@@ -53,7 +53,8 @@ def test_compiled_getters_read_what_the_path_walk_reads(data):
     if message is None:
         return
     for path in PATHS:
-        reader = envelope_reader_compile(_plan(path, occurred_path=path))
+        plan = _plan(path, occurred_path=path)
+        reader = envelope_reader_compile(plan.compiled.descriptor, plan.roles)
         for role in TEXT_ROLES:
             assert reader.text[role](message) == role_text(message, path), path
         assert reader.occurred_at(message) == role_value(message, path), path
@@ -76,7 +77,8 @@ def test_role_text_cases(assign, path, expected):
     path through an unset message reads as empty."""
     schema, _ = _everything()
     message = schema.message_class(**assign)
-    reader = envelope_reader_compile(_plan(path))
+    plan = _plan(path)
+    reader = envelope_reader_compile(plan.compiled.descriptor, plan.roles)
     assert reader.text[FieldRole.SURFACE](message) == expected
     assert role_text(message, path) == expected
 
@@ -86,6 +88,6 @@ def test_missing_roles_read_empty():
     schema, _ = _everything()
     plan = _plan("f_string")
     plan.roles = {FieldRole.OCCURRED_AT: "f_int64"}
-    reader = envelope_reader_compile(plan)
+    reader = envelope_reader_compile(plan.compiled.descriptor, plan.roles)
     message = schema.message_class(f_string="x")
     assert all(reader.text[role](message) == "" for role in TEXT_ROLES)

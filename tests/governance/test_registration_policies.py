@@ -168,7 +168,7 @@ def test_bootstrap_never_loosens_a_reviewed_policy(platform_config, monkeypatch)
     """The configuration load re-run with a shipped proto that loosens user_id registers v2
     with the hash still in force and says so; with no person to author it, no request."""
     monkeypatch.setattr(
-        "governance.services.configuration.platform_proto_sources",
+        "governance.services.registration.platform_proto_sources",
         lambda: audit_sources((USER_ID_HASHED, USER_ID_PUBLIC)),
     )
     changes = default_configuration_load()

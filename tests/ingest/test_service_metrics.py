@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ingest.metrics import metric_catalogue
+from ingest.catalogue import metric_catalogue
 from ingest.service_metrics import PREFIX, exposed_name
 from telemetry_platform.redis_client import redis_client
 from tests.factories import SERVICE_METRIC_SCHEMA, delivery_snapshot, iso

@@ -15,7 +15,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandParser
 
 from governance.conformance import CatalogueEntry, check_files
-from ingest import metrics as ingest_metrics
+from governance.ports import metric_catalogue
 
 
 class Command(BaseCommand):
@@ -48,9 +48,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: object, **options: object) -> None:
-        catalogue = [
-            CatalogueEntry(entry.name, entry.type) for entry in ingest_metrics.metric_catalogue()
-        ]
+        catalogue = [CatalogueEntry(entry.name, entry.type) for entry in metric_catalogue()]
         report = check_files(
             options["paths"], catalogue, allow_missing=frozenset(options["allow_missing"])
         )

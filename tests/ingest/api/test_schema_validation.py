@@ -200,7 +200,7 @@ def test_pinned_revision(ingest_client, client_schema):
 def test_no_query_per_event(ingest_client, client_schema):
     """Schema lookup is cached: a 200-event batch costs the same queries as a 10-event one,
     and a one-event batch the same as an 8-event one (up to 8 rows the events travel in
-    the INSERT itself, beyond through the staging table: see pipeline.VALUES_MAX_ROWS)."""
+    the INSERT itself, beyond through the staging table: see pipeline.store.VALUES_MAX_ROWS)."""
     ingest_client.post(
         {"events": client_telemetry_events(1)}, query=f"?schema={CLIENT_TELEMETRY_SCHEMA}"
     )
@@ -215,7 +215,7 @@ def test_no_query_per_event(ingest_client, client_schema):
         return len(captured)
 
     now_ms = int(time.time() * 1000)
-    assert pipeline.VALUES_MAX_ROWS == 8
+    assert pipeline.store.VALUES_MAX_ROWS == 8
     assert queries_for(200, now_ms - 3_600_000) == queries_for(10, now_ms - 7_200_000)
     assert queries_for(1, now_ms - 8_000_000) == queries_for(8, now_ms - 9_000_000)
 

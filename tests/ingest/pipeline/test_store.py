@@ -29,7 +29,7 @@ def _prepared(count: int, context: pipeline.IngestContext) -> list[pipeline.Prep
 def store_path(request, monkeypatch):
     """Both ways rows travel: in the INSERT's VALUES (small batches) or COPY + staging."""
     if request.param == "staging":
-        monkeypatch.setattr(pipeline, "VALUES_MAX_ROWS", 0)
+        monkeypatch.setattr(pipeline.store, "VALUES_MAX_ROWS", 0)
     return request.param
 
 
@@ -76,18 +76,18 @@ def test_staging_table_survives_a_rolled_back_first_use(platform_config, monkeyp
     """The staging table created in a transaction that rolls back is gone; the next batch
     creates it again, and once a creating transaction commits it is reused."""
     client_telemetry_schema_register()
-    monkeypatch.setattr(pipeline, "VALUES_MAX_ROWS", 0)
+    monkeypatch.setattr(pipeline.store, "VALUES_MAX_ROWS", 0)
     context = pipeline.IngestContext(source="web")
     first, second = _prepared(2, context)
     connection.ensure_connection()
-    pipeline._staged_connections.discard(connection.connection)
+    pipeline.store._staged_connections.discard(connection.connection)
     with pytest.raises(RuntimeError), transaction.atomic():
         assert pipeline.insert_events([first], context) == {first.key}
         raise RuntimeError("roll back")
-    assert connection.connection not in pipeline._staged_connections
+    assert connection.connection not in pipeline.store._staged_connections
     with transaction.atomic():
         assert pipeline.insert_events([first, second], context) == {first.key, second.key}
-    assert connection.connection in pipeline._staged_connections
+    assert connection.connection in pipeline.store._staged_connections
     with transaction.atomic():
         assert pipeline.insert_events([second], context) == set()
     assert Event.objects.filter(source="web").count() == 2

@@ -1,4 +1,8 @@
-"""Schema check API: would these proto sources break a registered schema? Registers nothing."""
+"""Schema check API: would these proto sources break a registered schema? Registers nothing.
+
+It lives with the key-authenticated endpoints (a check-only API key may call it), above
+governance in the layers; the check itself is governance's schema_compatibility_check.
+"""
 
 from __future__ import annotations
 
@@ -22,11 +26,11 @@ from governance.compatibility import Violation
 from governance.models import Schema
 from governance.protoc import ProtoCompileError, compile_protos_serialized
 from governance.services import schema_compatibility_check
-from ingest.api.authentication import ApiKeyAuthentication, ApiKeyClient
+from governance.api.serializers import MAX_PROTO_BYTES
 from ingest.models import ApiKey
 from telemetry_platform.api_errors import error_response
 
-from .serializers import MAX_PROTO_BYTES
+from .authentication import ApiKeyAuthentication, ApiKeyClient
 
 # Room for the JSON envelope around the sources (each at most 1 MiB, 4 MiB in all).
 MAX_CHECK_REQUEST_BYTES = 4 * MAX_PROTO_BYTES + 64 * 1024
