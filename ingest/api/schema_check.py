@@ -22,11 +22,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from governance.api.serializers import MAX_PROTO_BYTES
 from governance.compatibility import Violation
 from governance.models import Schema
 from governance.protoc import ProtoCompileError, compile_protos_serialized
 from governance.services import schema_compatibility_check
-from governance.api.serializers import MAX_PROTO_BYTES
 from ingest.models import ApiKey
 from telemetry_platform.api_errors import error_response
 

@@ -109,7 +109,10 @@ def event(**overrides) -> dict:
     return body
 
 
-def run(body, *, schema: str = NAME, scope: KeyScope = KeyScope(), plans=None):
+ANY_SCOPE = KeyScope()
+
+
+def run(body, *, schema: str = NAME, scope: KeyScope = ANY_SCOPE, plans=None):
     context = IngestContext(source="shop-web", received_at=NOW, scope=scope)
     rules = prepare.BatchRules(context, DictResolver(plans if plans is not None else {NAME: plan()}))
     return prepare.prepare_event(RawItem(schema, body), context, rules)
