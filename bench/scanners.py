@@ -58,6 +58,7 @@ def fill(unit: str, head: str = "", tail: str = "") -> str:
 
 
 BEGIN_KEY = "-----BEGIN PRIVATE KEY-----"
+ZEROS = "0" * 8
 
 # (scanner aimed at, what the value is, the value)
 CASES: tuple[tuple[str, str, str], ...] = (
@@ -68,6 +69,7 @@ CASES: tuple[tuple[str, str, str], ...] = (
     ("credit_card", "'4111 1111 1111 1111 ' (valid cards)", fill("4111 1111 1111 1111 ")),
     ("iban", "'DE00 ' repeated", fill("DE00 ")),
     ("iban", "'GB82 WEST ' repeated", fill("GB82 WEST ")),
+    ("iban", "'DE0012345678901234567' (one short, compact)", fill("DE0012345678901234567 ")),
     ("iban", "'DE89 3704 0044 0532 0130 00 ' (valid)", fill("DE89 3704 0044 0532 0130 00 ")),
     ("email", "'a.' run, then '@'", fill("a.", tail="@")),
     ("email", "'a-' run after one '@'", fill("a-", head="a@")),
@@ -83,6 +85,8 @@ CASES: tuple[tuple[str, str, str], ...] = (
     ("ipv6", "'1:' repeated", fill("1:")),
     ("ipv6", "'1:1:1:1:1:1:1:g ' (7 groups)", fill("1:1:1:1:1:1:1:g ")),
     ("ipv6", "'1:1:1:1:1:1:1:1g ' (8 groups, glued)", fill("1:1:1:1:1:1:1:1g ")),
+    ("ipv6", "'1:1:1:1:1:1::g ' (gap, glued)", fill("1:1:1:1:1:1::g ")),
+    ("ipv6", "'1:1:1:1:1:1:1:12345:' (bad 8th group)", fill("1:1:1:1:1:1:1:12345:")),
     ("ipv6", "'a::' repeated", fill("a::")),
     ("ipv6", "'1::1 ' (many addresses)", fill("1::1 ")),
     ("ipv6", "'1:1::1.1.1.' repeated", fill("1:1::1.1.1.")),
@@ -99,7 +103,7 @@ CASES: tuple[tuple[str, str, str], ...] = (
     ("url_password", "'a://' then ':' run, '@'", fill(":", head="a://", tail="@")),
     ("private_key", "'-----BEGIN ' repeated", fill("-----BEGIN ")),
     ("private_key", "a BEGIN line, then '-----END ' run", fill("-----END ", head=BEGIN_KEY)),
-    ("uuid", "'00000000-0000-0000-0000-00000000000 '", fill(f"{'0' * 8}-0000-0000-0000-{'0' * 11} ")),
+    ("uuid", "'00000000-0000-0000-0000-00000000000 '", fill(f"{ZEROS}-0000-0000-0000-{ZEROS}000 ")),
     ("(several)", "'a@b.cc 1.1.1.1 ' (two rules' findings)", fill("a@b.cc 1.1.1.1 ")),
 )  # fmt: skip
 

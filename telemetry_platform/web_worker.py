@@ -35,7 +35,7 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 def read_timeout_seconds() -> float:
     """WEB_READ_TIMEOUT: seconds one read of a request (headers or body) may wait."""
-    return float(os.environ.get("WEB_READ_TIMEOUT", "10"))
+    return float(os.env.get("WEB_READ_TIMEOUT", "10"))
 
 
 _TIMEOUT_BODY = json.dumps(
@@ -57,11 +57,11 @@ def body_read_first(app: WSGIApp, *, limit: int) -> WSGIApp:
     body is read up to ``limit + 1`` bytes, which is as far as ``app`` would read it.
     """
 
-    def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        length = environ.get("CONTENT_LENGTH") or ""
-        chunked = not length and bool(environ.get("wsgi.input_terminated"))
+    def application(env: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        length = env.get("CONTENT_LENGTH") or ""
+        chunked = not length and bool(env.get("wsgi.input_terminated"))
         if chunked or (length.isdigit() and 0 < int(length) <= limit):
-            stream = environ["wsgi.input"]
+            stream = env["wsgi.input"]
             try:
                 if chunked:
                     parts, size = [], 0
@@ -72,12 +72,12 @@ def body_read_first(app: WSGIApp, *, limit: int) -> WSGIApp:
                 else:
                     body = stream.read(int(length))
             except TimeoutError:
-                _stop_reading(environ["gunicorn.socket"])
+                _stop_reading(env["gunicorn.socket"])
                 # The path only: a query string can carry what a client searched for.
                 logger.warning(
                     "request body read timed out: %s %s",
-                    environ.get("REQUEST_METHOD", ""),
-                    environ.get("PATH_INFO", ""),
+                    env.get("REQUEST_METHOD", ""),
+                    env.get("PATH_INFO", ""),
                 )
                 start_response(
                     "408 Request Timeout",
@@ -88,8 +88,8 @@ def body_read_first(app: WSGIApp, *, limit: int) -> WSGIApp:
                     ],
                 )
                 return [_TIMEOUT_BODY]
-            environ["wsgi.input"] = io.BytesIO(body)
-        return app(environ, start_response)
+            env["wsgi.input"] = io.BytesIO(body)
+        return app(env, start_response)
 
     return application
 
