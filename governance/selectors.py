@@ -102,7 +102,6 @@ class SchemaPlanCache:
             return
         epoch = policy_epoch_get()
         with self._lock:
-            self._checked_at = now
             if force or epoch != self._epoch:
                 self._index = self._load_index()
                 # Any change (schema, status, field policy, scanner rule) may alter a
@@ -110,6 +109,10 @@ class SchemaPlanCache:
                 self._plans = {}
                 self._compiled_scanner = None
                 self._epoch = epoch
+            # Only once the index is loaded: a thread that sees a recent check must find
+            # the index that check loaded, not the one it is replacing (gthread workers
+            # serve several requests per process at once).
+            self._checked_at = now
 
     @staticmethod
     def _load_index() -> dict[str, _IndexEntry]:
