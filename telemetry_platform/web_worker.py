@@ -35,7 +35,7 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 def read_timeout_seconds() -> float:
     """WEB_READ_TIMEOUT: seconds one read of a request (headers or body) may wait."""
-    return float(os.env.get("WEB_READ_TIMEOUT", "10"))
+    return float(os.environ.get("WEB_READ_TIMEOUT", "10"))
 
 
 _TIMEOUT_BODY = json.dumps(
