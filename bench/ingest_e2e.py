@@ -107,6 +107,7 @@ def server_env(**extra: str) -> dict[str, str]:
         CELERY_BROKER_URL=REDIS_URL,
         DEBUG="false",
         TELEMETRY_RATE_LIMIT_EVENTS_PER_SECOND="1000000",
+        TELEMETRY_RATE_LIMIT_BYTES_PER_SECOND="0",  # throughput, not limits, is measured
         PYTHONPATH=str(ROOT),
         PYTHONWARNINGS="ignore",
     )
@@ -639,7 +640,8 @@ def profile_server(batches: int) -> dict[str, Any]:
 
     from governance.selectors import schema_plans
     from ingest import pipeline
-    from ingest.api import authentication, views
+    from ingest.api import authentication, steps
+    from ingest.pipeline import count, prepare, store
 
     secret = os.environ["BENCH_API_KEY"]
     event_class, batch_class = message_classes()
@@ -682,16 +684,16 @@ def profile_server(batches: int) -> dict[str, Any]:
     wrap(pipeline, "decode_protobuf_batch", "decode")
     wrap(pipeline, "ingest_batch", "ingest_batch")
     wrap(schema_plans, "get", "resolve schema")
-    wrap(pipeline, "validate_event", "validate")
-    wrap(pipeline, "redact_message", "redact")
-    wrap(pipeline, "_envelope", "envelope")
+    wrap(prepare, "validate_event", "validate")
+    wrap(prepare, "redact_message", "redact")
+    wrap(prepare, "_envelope", "envelope")
     wrap(json_format, "MessageToDict", "MessageToDict")
-    wrap(pipeline, "persist_events", "INSERT")
+    wrap(store, "persist_events", "INSERT")
     wrap(connection, "commit", "commit")
-    wrap(pipeline, "_metric_labels", "metrics")
-    wrap(pipeline, "_count", "metrics")
+    wrap(prepare, "_metric_labels", "metrics")
+    wrap(count, "batch_count", "metrics")
     wrap(authentication, "api_key_authenticate", "auth")
-    wrap(views, "rate_limit_take", "rate limit")
+    wrap(steps, "rate_limits_take", "rate limit")
     wrap(renderers.JSONRenderer, "render", "render")
 
     def fresh_body(kind: str, size: int = BATCH_SIZE) -> bytes:

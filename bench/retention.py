@@ -124,6 +124,7 @@ def bench_env(**extra: str) -> dict[str, str]:
         DJANGO_SETTINGS_MODULE="telemetry_platform.settings",
         DEBUG="false",
         TELEMETRY_RATE_LIMIT_EVENTS_PER_SECOND="1000000",
+        TELEMETRY_RATE_LIMIT_BYTES_PER_SECOND="0",  # throughput, not limits, is measured
         PYTHONPATH=str(ROOT),
         PYTHONWARNINGS="ignore",
         LOG_LEVEL="INFO",
