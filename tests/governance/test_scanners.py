@@ -792,7 +792,8 @@ def url_passwords(draw) -> tuple[str, ...]:
     password = draw(st.text(alphabet=ALNUM + "!$&'()*+,;=._~-", min_size=6, max_size=24))
     host = draw(st.sampled_from(["db.internal", "10.1.2.3", "cache", "example.com"]))
     path = draw(st.sampled_from(["", "/", "/app", ":5432/app"]))
-    assume(password not in f"{scheme}://{user}:@{host}{path}")
+    # Nor in what replaces it: "passwo" is still in "[password]".
+    assume(password not in f"{scheme}://{user}:[password]@{host}{path}")
     return (password, f"{scheme}://{user}:{password}@{host}{path}")
 
 
