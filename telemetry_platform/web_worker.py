@@ -53,8 +53,9 @@ def body_read_first(app: WSGIApp, *, limit: int) -> WSGIApp:
 
     A read that times out (the socket's timeout, set by the worker) is answered 408 and
     the connection closed; ``app`` then never sees the request. Bodies declared larger
-    than ``limit`` are left to ``app`` (which refuses them without reading); a chunked
-    body is read up to ``limit + 1`` bytes, which is as far as ``app`` would read it.
+    than ``limit`` are left to ``app`` (the ingest endpoints refuse them unread; Django
+    reads others under the same socket timeout, and one that stalls fails there); a
+    chunked body is read up to ``limit + 1`` bytes, which is as far as ``app`` would.
     """
 
     def application(env: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
