@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
@@ -25,7 +26,14 @@ from .artifacts.selectors import (
 from .artifacts.trends import trend_chart_svg
 from .models import ApiKey, Event, PerformanceTrend, PurgeRun
 from .retention import purge_preview, purge_runs_interrupted_mark
-from .services import api_key_create, api_key_revoke, api_key_scope_update
+from .services import (
+    ApiKeyScopeError,
+    api_key_create,
+    api_key_revoke,
+    api_key_rotate,
+    api_key_scope_check,
+    api_key_scope_update,
+)
 from .tasks import purge_expired_events
 
 RUN_PURGE_PERMISSION = "ingest.add_purgerun"
@@ -34,15 +42,46 @@ SCOPE_FIELDS = (
     "allowed_surfaces",
     "allowed_event_classes",
     "allowed_schemas",
+    "allowed_origins",
+    "allow_no_origin",
     "expires_at",
     "rate_limit_per_second",
+    "rate_limit_per_ip_per_second",
 )
+
+
+class ApiKeyForm(forms.ModelForm):
+    """Refuses a scope the key's kind may not have (a publishable key open to anything)."""
+
+    class Meta:
+        model = ApiKey
+        fields = ("name", "kind", "source", *SCOPE_FIELDS)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        if "kind" in self.fields:
+            self.fields["kind"].required = False  # ingest when not chosen
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if "kind" in self.fields and not cleaned.get("kind"):
+            cleaned["kind"] = ApiKey.Kind.INGEST
+            self.instance.kind = ApiKey.Kind.INGEST
+        kind = cleaned.get("kind") or self.instance.kind
+        values = {name: cleaned.get(name, getattr(self.instance, name)) for name in SCOPE_FIELDS}
+        try:
+            api_key_scope_check(kind, values)
+        except ApiKeyScopeError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return cleaned
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
+    form = ApiKeyForm
     list_display = (
         "name",
+        "kind",
         "source",
         "prefix",
         "expires_at",
@@ -50,18 +89,18 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "last_used_at",
         "revoked_at",
     )
-    list_filter = ("revoked_at",)
+    list_filter = ("kind", "revoked_at")
     search_fields = ("name", "source", "prefix")
     readonly_fields = ("prefix", "created_at", "created_by", "last_used_at", "revoked_at")
-    actions = ["revoke_keys"]
+    actions = ["revoke_keys", "rotate_key"]
 
     def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple:
         if obj is None:
-            return ("name", "source", *SCOPE_FIELDS)
-        return ("name", "source", *SCOPE_FIELDS, *self.readonly_fields)
+            return ("name", "kind", "source", *SCOPE_FIELDS)
+        return ("name", "kind", "source", *SCOPE_FIELDS, *self.readonly_fields)
 
     def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple:
-        return ("name", "source", *self.readonly_fields) if obj is not None else ()
+        return ("name", "kind", "source", *self.readonly_fields) if obj is not None else ()
 
     def has_delete_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
         return False  # revoke instead, so events keep a known origin
@@ -71,7 +110,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if change:
             api_key_scope_update(api_key=obj, actor=request.user, **scope)
             return
-        created = api_key_create(name=obj.name, source=obj.source, actor=request.user, **scope)
+        created = api_key_create(
+            name=obj.name, source=obj.source, actor=request.user, kind=obj.kind, **scope
+        )
         obj.pk = created.api_key.pk
         request._created_api_key_secret = created.secret
 
@@ -95,6 +136,30 @@ class ApiKeyAdmin(admin.ModelAdmin):
             api_key_revoke(api_key=api_key, actor=request.user)
             revoked += 1
         self.message_user(request, f"Revoked {revoked} API key(s).", messages.SUCCESS)
+
+    @admin.action(
+        description="Rotate the selected API key (new secret, shown once)", permissions=["change"]
+    )
+    def rotate_key(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> HttpResponse | None:
+        """Give one key a new secret; the old one stops working at once."""
+        keys = list(queryset[:2])
+        if len(keys) != 1:
+            self.message_user(request, "Select exactly one key to rotate.", messages.ERROR)
+            return None
+        try:
+            rotated = api_key_rotate(api_key=keys[0], actor=request.user)
+        except ApiKeyScopeError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "API key rotated",
+            "api_key": rotated.api_key,
+            "secret": rotated.secret,
+            "rotated": True,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/ingest/apikey/created.html", context)
 
 
 @admin.register(Event)

@@ -25,6 +25,16 @@ class BatchCode:
     RATE_LIMITED = "rate_limited"
 
 
+class BrowserCode:
+    """Codes for refusals of browser (publishable key) requests: origin, key kind, CORS."""
+
+    ORIGIN_REQUIRED = "origin_required"
+    ORIGIN_NOT_ALLOWED = "origin_not_allowed"
+    KEY_NOT_PUBLISHABLE = "key_not_publishable"
+    PUBLISHABLE_KEY_NOT_ALLOWED = "publishable_key_not_allowed"
+    PREFLIGHT_METHOD_NOT_ALLOWED = "preflight_method_not_allowed"
+
+
 class RejectCode:
     """Codes for one event's rejection; the rest of its batch is unaffected."""
 

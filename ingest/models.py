@@ -23,6 +23,7 @@ class ApiKey(models.Model):
     class Kind(models.TextChoices):
         INGEST = "ingest", "Ingest: sends events"
         SCHEMA_CHECK = "schema_check", "Schema check: may only check proto changes (CI)"
+        PUBLISHABLE = "publishable", "Publishable: embedded in pages, sends from allowed origins"
 
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(
@@ -61,6 +62,24 @@ class ApiKey(models.Model):
         default=list,
         help_text="Schema names this key may send (a trailing * matches a prefix); empty: any.",
     )
+    allowed_origins = ArrayField(
+        models.CharField(max_length=200),
+        blank=True,
+        default=list,
+        help_text="Publishable keys: origins (https://app.example.com) pages may send from; "
+        "checked against Origin, or Referer when there is no Origin.",
+    )
+    allow_no_origin = models.BooleanField(
+        default=False,
+        help_text="Publishable keys: accept requests with neither Origin nor Referer "
+        "(servers, native apps). Off by default.",
+    )
+    rate_limit_per_ip_per_second = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Publishable keys: events per second per client IP "
+        "(empty: TELEMETRY_PUBLISHABLE_IP_EVENTS_PER_SECOND). The IP is never stored.",
+    )
     expires_at = models.DateTimeField(null=True, blank=True)
     rate_limit_per_second = models.FloatField(
         null=True,
@@ -86,6 +105,10 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    @property
+    def is_publishable(self) -> bool:
+        return self.kind == self.Kind.PUBLISHABLE
 
 
 class Event(models.Model):

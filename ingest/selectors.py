@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from .models import Event
+import time
+
+from telemetry_platform.conf import telemetry_settings
+
+from .models import ApiKey, Event
 
 
 def stored_events_latest(
@@ -22,3 +26,29 @@ def stored_events_latest(
         if others:
             return others
     return list(newest[:limit])
+
+
+_publishable_origins: list = []  # [(read at, origins)]: per process, at most one entry
+
+
+def publishable_origins_list() -> frozenset[str]:
+    """Every origin some active publishable key allows (read again after API_KEY_CACHE_SECONDS).
+
+    A preflight carries no credentials, so it is answered for these origins; the request
+    that follows is checked against its own key's origins.
+    """
+    ttl = telemetry_settings.API_KEY_CACHE_SECONDS
+    now = time.monotonic()
+    if _publishable_origins and now - _publishable_origins[0][0] < ttl:
+        return _publishable_origins[0][1]
+    rows = ApiKey.objects.filter(kind=ApiKey.Kind.PUBLISHABLE, revoked_at__isnull=True).values_list(
+        "allowed_origins", flat=True
+    )
+    origins = frozenset(origin for row in rows for origin in row)
+    _publishable_origins[:] = [(now, origins)]
+    return origins
+
+
+def publishable_origins_forget() -> None:
+    """Forget the cached origins (a key was created, scoped, rotated or revoked here)."""
+    _publishable_origins.clear()

@@ -7,6 +7,7 @@ import hmac
 import logging
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -23,6 +24,7 @@ from .models import ApiKey
 from .platform_audit import audit_event_record
 from .ratelimit import once_per
 from .retention import partitions_maintain, purge_class
+from .selectors import publishable_origins_forget
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +49,53 @@ SCOPE_DEFAULTS: dict[str, object] = {
     "allowed_surfaces": [],
     "allowed_event_classes": [],
     "allowed_schemas": [],
+    "allowed_origins": [],
+    "allow_no_origin": False,
+    "rate_limit_per_ip_per_second": None,
     "expires_at": None,
     "rate_limit_per_second": None,
 }
+
+
+class ApiKeyScopeError(ValueError):
+    """A scope a key of its kind may not have (a publishable key naming no schema, ...)."""
+
+
+def api_key_scope_check(kind: str, values: Mapping[str, object]) -> None:
+    """Refuse a publishable key that could send anything, or from anywhere.
+
+    Anything in a page is public, so the key must name what it may send (schemas) and
+    from where (origins, unless it is meant for origin-less clients).
+    """
+    if kind != ApiKey.Kind.PUBLISHABLE:
+        return
+    if not values.get("allowed_schemas"):
+        raise ApiKeyScopeError("a publishable key must name the schemas it may send")
+    if not values.get("allowed_origins") and not values.get("allow_no_origin"):
+        raise ApiKeyScopeError(
+            "a publishable key must name its allowed origins (or allow requests without one)"
+        )
+    for origin in values.get("allowed_origins") or ():
+        if origin_normalise(str(origin)) != origin:
+            raise ApiKeyScopeError(
+                f"allowed origins are scheme://host[:port], lower case, no path: {origin!r}"
+            )
+
+
+def origin_normalise(origin: str) -> str:
+    """``scheme://host[:port]`` of an origin or URL, lower case; "" when it has none."""
+    scheme, sep, rest = origin.strip().partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest:
+        return ""
+    host = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    if not host or "@" in host:
+        return ""
+    return f"{scheme.lower()}://{host.lower()}"
+
+
+def _new_secret() -> tuple[str, str]:
+    prefix = secrets.token_hex(6)
+    return prefix, f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
 
 
 @transaction.atomic
@@ -64,9 +110,9 @@ def api_key_create(
     unknown = set(scope) - set(SCOPE_DEFAULTS)
     if unknown:
         raise TypeError(f"unknown scope fields: {', '.join(sorted(unknown))}")
-    prefix = secrets.token_hex(6)
-    secret = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    prefix, secret = _new_secret()
     values = {**SCOPE_DEFAULTS, **{k: v for k, v in scope.items() if v is not None}}
+    api_key_scope_check(str(values["kind"]), values)
     api_key = ApiKey.objects.create(
         name=name,
         source=source or name,
@@ -75,12 +121,41 @@ def api_key_create(
         created_by=actor if actor is not None and actor.is_authenticated else None,
         **values,
     )
+    publishable_origins_forget()
+    transaction.on_commit(publishable_origins_forget)
     audit_event_record(
         event_name="platform.api_key.created",
         actor=actor,
-        attributes={"key_name": name, "key_prefix": prefix, "source": api_key.source},
+        attributes={
+            "key_name": name,
+            "key_prefix": prefix,
+            "source": api_key.source,
+            "kind": api_key.kind,
+        },
     )
     return CreatedApiKey(api_key=api_key, secret=secret)
+
+
+@transaction.atomic
+def api_key_rotate(*, api_key: ApiKey, actor: AbstractBaseUser | None) -> CreatedApiKey:
+    """Give a key a new secret (and prefix); the old one is refused from now on.
+
+    The row, its scope and the events it sent stay; only the credential changes.
+    """
+    stored = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    if stored.revoked_at is not None:
+        raise ApiKeyScopeError("a revoked key cannot be rotated")
+    old_prefix = stored.prefix
+    stored.prefix, secret = _new_secret()
+    stored.secret_hash = _secret_hash(secret)
+    stored.save(update_fields=["prefix", "secret_hash"])
+    _api_key_forget_on_commit(old_prefix)
+    audit_event_record(
+        event_name="platform.api_key.rotated",
+        actor=actor,
+        attributes={"key_name": stored.name, "key_prefix": stored.prefix, "old_prefix": old_prefix},
+    )
+    return CreatedApiKey(api_key=stored, secret=secret)
 
 
 @transaction.atomic
@@ -114,6 +189,7 @@ def api_key_scope_update(
             setattr(stored, name, value)
             changed.append(name)
     if changed:
+        api_key_scope_check(stored.kind, {name: getattr(stored, name) for name in SCOPE_DEFAULTS})
         stored.save(update_fields=changed)
         _api_key_forget_on_commit(stored.prefix)
         audit_event_record(
@@ -171,7 +247,8 @@ def api_key_cache_forget(prefix: str | None = None) -> None:
 def _api_key_forget_on_commit(prefix: str) -> None:
     # Now (this transaction's own reads) and after commit (reads in between saw the old row).
     api_key_cache_forget(prefix)
-    transaction.on_commit(lambda: api_key_cache_forget(prefix))
+    publishable_origins_forget()
+    transaction.on_commit(lambda: (api_key_cache_forget(prefix), publishable_origins_forget()))
 
 
 def _api_key_lookup(prefix: str) -> tuple[str, ApiKey] | None:

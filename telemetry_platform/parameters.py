@@ -303,6 +303,11 @@ PARAMETERS: tuple[Parameter, ...] = (
     P("TELEMETRY_API_KEY_CACHE_SECONDS", "float", 1.0,
       "how long a process reuses a verified API key (revocation and scope changes made "
       "elsewhere apply within it; 0: no cache)", minimum=0),
+    P("TELEMETRY_PUBLISHABLE_IP_EVENTS_PER_SECOND", "float", 50.0,
+      "default events/s per client IP for a publishable (browser) key (0: no limit); the IP "
+      "is hashed for the bucket name and never stored", minimum=0),
+    P("TELEMETRY_CORS_MAX_AGE_SECONDS", "int", 7200,
+      "how long browsers may cache a preflight answer (Access-Control-Max-Age)", minimum=0),
     # -- retention
     P("TELEMETRY_PURGE_BATCH_SIZE", "int", 10_000,
       "rows deleted per statement/transaction by the purge", minimum=1),

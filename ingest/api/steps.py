@@ -3,18 +3,21 @@ and answering pipeline errors (400/413 as they say, 503 with Retry-After)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 import zlib
 from collections.abc import Callable
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from rest_framework import permissions, status
+from rest_framework import exceptions, permissions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ingest import metrics, pipeline
-from ingest.codes import BatchCode
+from ingest.codes import BatchCode, BrowserCode
 from ingest.models import ApiKey
 from ingest.ratelimit import Bucket, rate_limits_take
 from telemetry_platform.api_errors import (
@@ -32,11 +35,19 @@ class IsApiKeyClient(permissions.BasePermission):
     """Allow only requests authenticated with an API key."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        """Return True if the request carries a valid ingest API key (not a check-only key)."""
-        return (
-            isinstance(request.user, ApiKeyClient)
-            and request.user.api_key.kind == ApiKey.Kind.INGEST
-        )
+        """Return True if the request carries a valid ingest API key (not a check-only key).
+
+        A publishable key is refused with its own code: it may only send events.
+        """
+        if not isinstance(request.user, ApiKeyClient):
+            return False
+        kind = request.user.api_key.kind
+        if kind == ApiKey.Kind.PUBLISHABLE:
+            raise exceptions.PermissionDenied(
+                "a publishable key may only send events (POST /api/v1/events, capture)",
+                code=BrowserCode.PUBLISHABLE_KEY_NOT_ALLOWED,
+            )
+        return kind == ApiKey.Kind.INGEST
 
 
 # Codes of BatchError answered with another status than 400.
@@ -178,16 +189,24 @@ def rate_limited(request: Request, cost: int, size: int) -> Response | None:
         rate = telemetry_settings.RATE_LIMIT_EVENTS_PER_SECOND
     byte_rate = telemetry_settings.RATE_LIMIT_BYTES_PER_SECOND
     burst_seconds = telemetry_settings.RATE_LIMIT_BURST_SECONDS
-    decision = rate_limits_take(
-        [
-            Bucket(f"key:{api_key.pk}", rate, rate * burst_seconds, cost),
-            Bucket(f"key-bytes:{api_key.pk}", byte_rate, byte_rate * burst_seconds, size),
-        ]
-    )
+    buckets = [
+        Bucket(f"key:{api_key.pk}", rate, rate * burst_seconds, cost),
+        Bucket(f"key-bytes:{api_key.pk}", byte_rate, byte_rate * burst_seconds, size),
+    ]
+    ip_rate = 0.0
+    if api_key.kind == ApiKey.Kind.PUBLISHABLE:
+        ip_rate = api_key.rate_limit_per_ip_per_second
+        if ip_rate is None:
+            ip_rate = telemetry_settings.PUBLISHABLE_IP_EVENTS_PER_SECOND
+        client = client_bucket_id(request.META.get("REMOTE_ADDR", ""))
+        buckets.append(Bucket(f"ip:{api_key.pk}:{client}", ip_rate, ip_rate * burst_seconds, cost))
+    decision = rate_limits_take(buckets)
     if decision.allowed:
         return None
     if decision.short.startswith("key-bytes:"):
         message = f"rate limit of {byte_rate:g} bytes/s for this key exceeded; retry later"
+    elif decision.short.startswith("ip:"):
+        message = f"rate limit of {ip_rate:g} events/s per client for this key exceeded"
     else:
         message = f"rate limit of {rate:g} events/s for this key exceeded; retry later"
     response = error_response(
@@ -195,3 +214,9 @@ def rate_limited(request: Request, cost: int, size: int) -> Response | None:
     )
     response["Retry-After"] = str(decision.retry_after)
     return response
+
+
+def client_bucket_id(address: str) -> str:
+    """A keyed hash of the client's address, for the bucket's name: the IP is never stored."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), address.encode(), hashlib.sha256)
+    return digest.hexdigest()[:24]

@@ -12,19 +12,31 @@ from ingest import pipeline
 from ingest.codes import BatchCode
 from telemetry_platform.tracecontext import TraceContextError, check_tracestate, parse_traceparent
 
-from .authentication import ApiKeyAuthentication
+from .browser import (
+    BEACON_TYPES,
+    BrowserIngestMixin,
+    BrowserKeyAuthentication,
+    IsEventSender,
+    beacon_allowed,
+    content_type,
+    publishable_trace_parameters,
+    unsupported_beacon,
+)
 from .schema import event_batch_schema
-from .steps import IsApiKeyClient, answered, key_context, rate_limited, request_body
+from .steps import answered, key_context, rate_limited, request_body
 
 JSON_TYPES = {"application/json"}
 PROTOBUF_TYPES = {"application/x-protobuf", "application/protobuf"}
 
 
-class EventBatchIngestApi(APIView):
-    """POST /api/v1/events: a batch of events; answers per event, in order."""
+class EventBatchIngestApi(BrowserIngestMixin, APIView):
+    """POST /api/v1/events: a batch of events; answers per event, in order.
 
-    authentication_classes = [ApiKeyAuthentication]
-    permission_classes = [IsApiKeyClient]
+    Publishable keys may also send from pages: CORS, and text/plain (beacon) bodies.
+    """
+
+    authentication_classes = [BrowserKeyAuthentication]
+    permission_classes = [IsEventSender]
     parser_classes: list = []  # the pipeline decodes the raw body itself
 
     @event_batch_schema
@@ -44,11 +56,15 @@ class EventBatchIngestApi(APIView):
 
     @staticmethod
     def _decoder(request: Request) -> Callable[..., list[pipeline.RawItem]]:
-        content_type = (request.content_type or "").split(";")[0].strip().lower()
-        if content_type in JSON_TYPES:
+        media_type = content_type(request)
+        if media_type in JSON_TYPES:
             return pipeline.decode_json_batch
-        if content_type in PROTOBUF_TYPES:
+        if media_type in PROTOBUF_TYPES:
             return pipeline.decode_protobuf_batch
+        if media_type in BEACON_TYPES:
+            if not beacon_allowed(request):
+                raise unsupported_beacon()
+            return pipeline.decode_json_batch
         raise pipeline.BatchError(
             BatchCode.UNSUPPORTED_CONTENT_TYPE,
             "send Content-Type: application/json or application/x-protobuf",
@@ -56,8 +72,9 @@ class EventBatchIngestApi(APIView):
 
     @staticmethod
     def _trace_context(request: Request) -> str:
-        traceparent = request.headers.get("traceparent")
-        tracestate = request.headers.get("tracestate")
+        beacon = publishable_trace_parameters(request) if beacon_allowed(request) else {}
+        traceparent = request.headers.get("traceparent") or beacon.get("traceparent")
+        tracestate = request.headers.get("tracestate") or beacon.get("tracestate")
         try:
             trace_id = parse_traceparent(traceparent).trace_id if traceparent else ""
             if tracestate:
