@@ -1046,8 +1046,8 @@ def test_findings_of_earlier_rules_past_the_bound_are_folded_into_the_rest():
 def test_long_texts_skip_the_gate_and_find_the_same():
     """A text longer than the gate's limit runs every rule's prefilter instead, finding the
     same things."""
-    text = "x" * (scanners._GATE_MAX_LENGTH + 1) + " alice@example.com 10.0.0.1 "
-    assert scan(text) == "x" * (scanners._GATE_MAX_LENGTH + 1) + " [email] [ipv4] "
+    text = "x" * (scanners.gate._GATE_MAX_LENGTH + 1) + " alice@example.com 10.0.0.1 "
+    assert scan(text) == "x" * (scanners.gate._GATE_MAX_LENGTH + 1) + " [email] [ipv4] "
 
 
 def test_an_overlong_local_part_is_redacted_whole():
@@ -1067,7 +1067,7 @@ IPV6_PIECES = ["1", "a", "ffff", "12345", "db8", "0", ":", "::", ":::", ".", "1.
 
 IPV6_TREE = scanner_compile([builtin("ipv6")], key_id=KEY_ID, key=KEY)
 IPV6_LISTED = scanner_compile(
-    [dataclasses.replace(builtin("ipv6"), pattern=scanners._ipv6_pattern(scanners._IPV6_FORMS))],
+    [dataclasses.replace(builtin("ipv6"), pattern=scanners.builtin._ipv6_pattern(scanners.builtin._IPV6_FORMS))],
     key_id=KEY_ID,
     key=KEY,
 )
