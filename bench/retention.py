@@ -967,7 +967,7 @@ def print_report(report: dict[str, Any]) -> None:
     rate = report["settings"]["rate_per_s"]
     print(
         f"\ningest latency, one-event JSON {SCHEMA}, open loop {rate:g} req/s, "
-        f"{CLIENT_THREADS} client threads, gunicorn 2 sync workers; ms from scheduled send "
+        f"{CLIENT_THREADS} client threads, gunicorn 2 gthread workers; ms from scheduled send "
         "(svc: from actual send):"
     )
     print(
