@@ -290,3 +290,20 @@ def test_slow_store_answers_503_and_keeps_nothing(ingest_client, settings):
     retry = ingest_client.post(batch(audit_event(event_name="after.lock")))
     assert retry.json()["accepted"] == 1
     connection.close()
+
+
+def test_a_store_refusal_a_retry_cannot_fix_is_not_answered_retry_later(ingest_client):
+    """A constraint other than the dedupe key refuses the batch: 500 store_refused, no
+    Retry-After (a 503 would have the client resend the same batch for ever), no rows."""
+    with connection.cursor() as cursor:
+        # A real constraint violation, from PostgreSQL itself (rolled back with the test).
+        cursor.execute(
+            "ALTER TABLE ingest_event ADD CONSTRAINT test_no_refused_source "
+            "CHECK (source <> 'refused-source') NOT VALID"
+        )
+    response = ingest_client.post(batch(audit_event(source="refused-source")))
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "store_refused"
+    assert "Retry-After" not in response
+    assert "refused-source" not in response.content.decode()
+    assert not Event.objects.filter(source="refused-source").exists()
