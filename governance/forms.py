@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -10,6 +11,22 @@ from .choices import RevisionStatus
 from .models import EventClass
 
 MAX_PROTO_BYTES = 1024 * 1024
+
+
+def json_object_parse(text: str) -> dict[str, Any]:
+    """A sample event typed into a form: a JSON object, or a ValidationError that says
+    why (never the value, never a 500 for a number too long or nesting too deep)."""
+    try:
+        sample = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise forms.ValidationError(f"not valid JSON (line {exc.lineno})") from None
+    except (ValueError, RecursionError):
+        raise forms.ValidationError(
+            "not valid JSON here: a number too long or nesting too deep"
+        ) from None
+    if not isinstance(sample, dict):
+        raise forms.ValidationError("the sample must be a JSON object")
+    return sample
 
 
 class MultipleFileInput(forms.ClearableFileInput):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 
 from django import forms
@@ -14,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from ..choices import ChangeKind, Classification, RedactionAction, RevisionStatus, ScanAction
+from ..forms import json_object_parse
 from ..models import FieldPolicy, ScannerRule, SchemaRevision
 from ..policies import PolicyDocumentError, policy_yaml_dump, policy_yaml_parse
 from ..redaction import PolicySpec
@@ -293,13 +293,7 @@ class PreviewForm(forms.Form):
     action = forms.ChoiceField(choices=ScanAction.choices, initial=ScanAction.REPLACE)
 
     def clean_sample(self) -> dict:
-        try:
-            sample = json.loads(self.cleaned_data["sample"])
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"not valid JSON (line {exc.lineno})") from None
-        if not isinstance(sample, dict):
-            raise forms.ValidationError("the sample must be a JSON object")
-        return sample
+        return json_object_parse(self.cleaned_data["sample"])
 
     def clean_pattern(self) -> str:
         pattern = self.cleaned_data["pattern"]

@@ -21,6 +21,7 @@ from django.urls import path, reverse
 from telemetry_platform.conf import telemetry_settings
 
 from ..choices import OPEN_CHANGE_STATUSES, ChangeKind, ChangeStatus
+from ..forms import json_object_parse
 from ..models import ChangeRequest, EventClass, PolicyVersion, Schema
 from ..ports import purge_preview
 from ..reviews import (
@@ -168,13 +169,7 @@ class SampleForm(forms.Form):
         text = self.cleaned_data["sample"].strip()
         if not text:
             return None
-        try:
-            sample = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"not valid JSON (line {exc.lineno})") from None
-        if not isinstance(sample, dict):
-            raise forms.ValidationError("the sample must be a JSON object")
-        return sample
+        return json_object_parse(text)
 
 
 STEPS = {

@@ -236,6 +236,17 @@ def test_preview_reports_invalid_samples(admin_client, client_revision):
     assert "unknown_field" in response.content.decode()
 
 
+@pytest.mark.parametrize("sample", ['{"n": ' + "9" * 5000 + "}", "[" * 100_000 + "]" * 100_000])
+def test_preview_refuses_numbers_too_long_and_nesting_too_deep(admin_client, client_revision, sample):
+    """A sample Python cannot parse (a 5,000-digit integer, deep nesting) is a form error."""
+    response = admin_client.post(
+        "/admin/governance/scannerrule/preview/",
+        {"schema": client_revision.pk, "sample": sample, "pattern": "", "action": "replace"},
+    )
+    assert response.status_code == 200
+    assert "a number too long or nesting too deep" in response.content.decode()
+
+
 def test_redaction_counters(ingest_client, platform_config, client):
     """Redactions are counted per schema, field and action."""
     from tests.factories import audit_event, batch
