@@ -245,3 +245,42 @@ class AuditChainHead(models.Model):
         return bool(self.digest) and keyed_digest_valid(
             self.digest, self.state_content(), keys=keys
         )
+
+
+class IngestTally(models.Model):
+    """How many events of one sender ended one way in one hour (UTC), per schema, reject
+    code, field path and claimed app version: upserted by the store, one row per kind per
+    batch (never per event), holding counts and names only. Violation reports and the
+    governance home read it; days are sums of hours."""
+
+    hour = models.DateTimeField()
+    source = models.CharField(max_length=200, help_text="The sending API key's source.")
+    event_class = models.CharField(max_length=48)
+    schema_name = models.CharField(max_length=200, help_text='"unknown" for unregistered names.')
+    status = models.CharField(max_length=16)  # accepted | duplicate | rejected
+    code = models.CharField(max_length=48, blank=True)
+    field_path = models.CharField(max_length=200, blank=True)
+    app_version = models.CharField(max_length=40, blank=True)
+    count = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "hour",
+                    "source",
+                    "event_class",
+                    "schema_name",
+                    "status",
+                    "code",
+                    "field_path",
+                    "app_version",
+                ],
+                name="ingest_tally_unique",
+            )
+        ]
+        indexes = [models.Index(fields=["source", "schema_name", "hour"], name="ingest_tally_src")]
+        ordering = ["-hour"]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h {self.source} {self.schema_name}: {self.count}"

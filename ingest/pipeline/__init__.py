@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from governance.selectors import schema_plans
 
 from ..service_metrics import SERVICE_METRIC_SCHEMAS
-from . import count, prepare, store
+from . import count, prepare, store, tally
 from .decode import decode_json_batch, decode_protobuf_batch
 from .prepare import BatchRules, validate_event
 from .store import insert_events, persist_events
@@ -87,15 +87,23 @@ def ingest_batch(items: Iterable[RawItem], context: IngestContext) -> BatchResul
     rules = batch_rules(context)
     labels: list[tuple[str, str]] = []
     outcomes: list[PreparedEvent | Rejection] = []
+    versions: list[str] = []
     for item in items:
-        labels.append(rules.resolve(item.schema).labels)
-        outcomes.append(prepare.prepare_event(item, context, rules))
+        resolved = rules.resolve(item.schema)
+        labels.append(resolved.labels)
+        outcome = prepare.prepare_event(item, context, rules)
+        outcomes.append(outcome)
+        versions.append(
+            tally.app_version_of(resolved.plan, item.body) if type(outcome) is Rejection else ""
+        )
     # The first of several identical events in one batch is the one stored.
     first: dict[tuple, PreparedEvent] = {}
     for outcome in outcomes:
         if type(outcome) is PreparedEvent:
             first.setdefault(outcome.key, outcome)
-    inserted = store.batch_store(list(first.values()), context)
+    inserted = store.batch_store(
+        list(first.values()), context, tally.batch_tally(context, outcomes, labels, versions)
+    )
     results, accepted = _answers(outcomes, first, inserted)
     count.batch_count(
         results, labels, accepted, service_metric_ttl_seconds=_service_metric_ttl(accepted)

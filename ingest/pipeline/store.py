@@ -34,6 +34,7 @@ from telemetry_platform.conf import telemetry_settings
 from ..chain import GENESIS, LINK_VERSION, chain_link, row_content
 from ..models import AuditChainHead
 from .prepare import json_dumps
+from .tally import BatchTally, TallyRow
 from .types import IngestContext, PreparedEvent, RetryableError, StoreRefusedError
 
 logger = logging.getLogger(__name__)
@@ -228,8 +229,45 @@ def persist_events(
     return inserted
 
 
-def batch_store(events: Sequence[PreparedEvent], context: IngestContext) -> set[tuple]:
+TALLY_COLUMNS = (
+    "hour",
+    "source",
+    "event_class",
+    "schema_name",
+    "status",
+    "code",
+    "field_path",
+    "app_version",
+    "count",
+)
+
+
+def tally_upsert(rows: Sequence[TallyRow]) -> None:
+    """Add ``rows`` to the hour's tallies in the caller's transaction, in one statement.
+
+    Rows arrive sorted by key, so two batches raising the same counters lock them in the
+    same order (no deadlock); it runs last, so a counter's row lock is held only until
+    the commit that follows.
+    """
+    if not rows:
+        return
+    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(TALLY_COLUMNS)) + ")"] * len(rows))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO ingest_ingesttally ({', '.join(TALLY_COLUMNS)}) "  # noqa: S608
+            f"VALUES {placeholders} ON CONFLICT ({', '.join(TALLY_COLUMNS[:-1])}) "
+            "DO UPDATE SET count = ingest_ingesttally.count + EXCLUDED.count",
+            [value for row in rows for value in (*row.key(), row.count)],
+        )
+
+
+def batch_store(
+    events: Sequence[PreparedEvent], context: IngestContext, tally: BatchTally | None = None
+) -> set[tuple]:
     """Store a prepared batch in one transaction; return the keys that were new.
+
+    With ``tally``, the batch's outcome counters are raised in the same transaction: a
+    batch is counted exactly when it is stored.
 
     A store that cannot be reached, or is too slow (the statement timeout), locked or
     deadlocked, raises RetryableError: the batch may succeed later. Anything else the
@@ -238,9 +276,12 @@ def batch_store(events: Sequence[PreparedEvent], context: IngestContext) -> set[
     """
     try:
         with transaction.atomic():
-            return persist_events(
+            inserted = persist_events(
                 events, context, statement_timeout_ms=telemetry_settings.DB_STATEMENT_TIMEOUT_MS
             )
+            if tally is not None:
+                tally_upsert(tally.rows(events, inserted))
+            return inserted
     except (OperationalError, InterfaceError) as exc:
         raise RetryableError("the event store is unavailable") from exc
     except InternalError as exc:
