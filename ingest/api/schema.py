@@ -16,6 +16,19 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
         return {"type": "http", "scheme": "bearer", "bearerFormat": "tgp_<prefix>_<secret>"}
 
 
+class BrowserKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    """A Bearer API key, or a publishable key in ``?api_key=`` (or a text/plain body)."""
+
+    target_class = "ingest.api.browser.BrowserKeyAuthentication"
+    name = "PublishableKey"
+
+    def get_security_definition(self, auto_schema: object) -> dict:
+        return {"type": "apiKey", "in": "query", "name": "api_key"}
+
+    def get_security_requirement(self, auto_schema: object) -> list[dict]:
+        return [{"ApiKey": []}, {"PublishableKey": []}]
+
+
 class EventItemSerializer(serializers.Serializer):
     schema = serializers.CharField(help_text="Registered schema name, or NAME@VERSION.")
     event = serializers.DictField(help_text="The event in the proto3 JSON form of the schema.")
