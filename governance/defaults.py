@@ -22,6 +22,8 @@ class PlatformSchema:
     event_class: str
     message_name: str
     description: str
+    # None: the platform's event files (PLATFORM_PROTO_FILES).
+    proto_files: tuple[str, ...] | None = None
 
 
 DEFAULT_EVENT_CLASSES = (
@@ -58,7 +60,15 @@ PLATFORM_SCHEMAS = (
         "telemetry.v1.PerformanceBudgetSample",
         "One measured value of a release performance sign-off.",
     ),
+    PlatformSchema(
+        "posthog.capture.v1",
+        "client_diagnostic",
+        "telemetry.v1.PostHogCaptureEvent",
+        "Events posthog-js sends to the PostHog capture endpoints (ids hashed, $ip dropped).",
+        ("telemetry/v1/posthog.proto", "telemetry/v1/options.proto"),
+    ),
 )
+POSTHOG_CAPTURE_SCHEMA = "posthog.capture.v1"
 
 PLATFORM_AUDIT_SCHEMA = "telemetry.audit_event.v1"
 PLATFORM_SOURCE = "platform"
@@ -67,7 +77,12 @@ PLATFORM_PROTO_FILES = ("telemetry/v1/events.proto", "telemetry/v1/options.proto
 
 def platform_proto_sources() -> dict[str, str]:
     """Return the platform's event .proto files, by their import path."""
-    return {name: (Path(PLATFORM_PROTO_ROOT) / name).read_text() for name in PLATFORM_PROTO_FILES}
+    return proto_sources(PLATFORM_PROTO_FILES)
+
+
+def proto_sources(files: tuple[str, ...]) -> dict[str, str]:
+    """Return the platform's .proto ``files``, by their import path."""
+    return {name: (Path(PLATFORM_PROTO_ROOT) / name).read_text() for name in files}
 
 
 def default_scanner_rules() -> tuple:

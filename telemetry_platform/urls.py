@@ -12,6 +12,8 @@ urlpatterns = [
     path("api/v1/", include("ingest.api.urls")),
     path("api/v1/", include("governance.api.urls")),
     path("api/v1/", include("audit.api.urls")),
+    # PostHog's capture API, for posthog-js pointed here (api_host = <platform>/posthog).
+    path("posthog/", include("ingest.api.posthog")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its start-up script as a file, so the CSP needs no inline script.
     path(

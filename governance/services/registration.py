@@ -19,7 +19,12 @@ from telemetry_platform.beat import beat_schedule_seed
 
 from ..choices import ChangeKind, RevisionStatus
 from ..compatibility import Violation, check_against_history
-from ..defaults import DEFAULT_EVENT_CLASSES, PLATFORM_SCHEMAS, platform_proto_sources
+from ..defaults import (
+    DEFAULT_EVENT_CLASSES,
+    PLATFORM_SCHEMAS,
+    platform_proto_sources,
+    proto_sources,
+)
 from ..metrics import SCHEMA_REGISTRATIONS
 from ..models import (
     ChangeRequest,
@@ -311,7 +316,11 @@ def default_configuration_load(*, actor: AbstractBaseUser | None = None) -> list
         registered = schema_register(
             name=platform_schema.name,
             event_class=platform_schema.event_class,
-            proto_files=sources,
+            proto_files=(
+                sources
+                if platform_schema.proto_files is None
+                else proto_sources(platform_schema.proto_files)
+            ),
             message_name=platform_schema.message_name,
             description=platform_schema.description,
             actor=actor,

@@ -38,7 +38,9 @@ def test_bootstrap_on_a_database_seeded_with_the_previous_protos_adds_revision_2
             description=default.description,
         )
     old = previous_sources()
-    for schema in PLATFORM_SCHEMAS:
+    # Schemas of their own files (posthog.capture.v1) did not change.
+    evolved = [schema for schema in PLATFORM_SCHEMAS if schema.proto_files is None]
+    for schema in evolved:
         schema_register(
             name=schema.name,
             event_class=schema.event_class,
@@ -47,7 +49,7 @@ def test_bootstrap_on_a_database_seeded_with_the_previous_protos_adds_revision_2
             actor=None,
         )
     changes = default_configuration_load()
-    assert {f"schema {schema.name} v2" for schema in PLATFORM_SCHEMAS} <= set(changes)
+    assert {f"schema {schema.name} v2" for schema in evolved} <= set(changes)
     policies = dict(
         FieldPolicy.objects.filter(
             revision__version=2, path__in=["temporality", "budget_name"]
