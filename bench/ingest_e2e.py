@@ -828,7 +828,7 @@ def print_report(report: dict[str, Any]) -> None:
     )
     print(f"NOTE: {m['note']}.")
     print(
-        f"server: gunicorn telemetry_platform.wsgi, {m['gunicorn_workers']} gthread workers (WEB_THREADS each), "
+        f"server: gunicorn telemetry_platform.wsgi, {m['gunicorn_workers']} gthread workers, "
         f"DEBUG=false; client: {m['client_threads']} threads; batches of {BATCH_SIZE} events\n"
     )
     runs = report["runs"]
