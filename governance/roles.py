@@ -38,6 +38,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "governance.change_metricdefinition",
         "ingest.view_purgerun",
         "ingest.view_performancetrend",
+        "ingest.view_ingesttally",
     ),
     GOVERNANCE_APPROVER: (
         *GOVERNANCE_VIEW,
@@ -46,6 +47,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "governance.review_policy",
         "ingest.view_purgerun",
         "ingest.view_performancetrend",
+        "ingest.view_ingesttally",
     ),
     SECURITY_ANALYST: AUDIT_SEARCH,
     READ_ONLY_AUDITOR: (
@@ -54,6 +56,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "ingest.view_purgerun",
         "ingest.view_apikey",
         "ingest.view_performancetrend",
+        "ingest.view_ingesttally",
     ),
 }
 PLATFORM_ADMIN_APPS = ("governance", "ingest", "audit", "auth", "django_celery_beat", "authtoken")

@@ -5,6 +5,7 @@ from django.urls import path
 from .artifacts import DiagnosticsSnapshotIngestApi, PerfSignoffIngestApi
 from .schema_check import SchemaCheckApi
 from .views import EventBatchIngestApi
+from .violations import ViolationListApi
 
 urlpatterns = [
     path("events", EventBatchIngestApi.as_view(), name="event-batch-ingest"),
@@ -15,4 +16,5 @@ urlpatterns = [
         name="diagnostics-snapshot-ingest",
     ),
     path("schemas/<str:name>/check", SchemaCheckApi.as_view(), name="schema-check"),
+    path("violations", ViolationListApi.as_view(), name="violation-list"),
 ]

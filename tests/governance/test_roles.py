@@ -36,6 +36,7 @@ CAPABILITIES = {
     ),
     "search and export audit events": ("audit.search_auditevent",),
     "view performance trends": ("ingest.view_performancetrend",),
+    "view violation reports and ingest totals": ("ingest.view_ingesttally",),
     "view API keys": ("ingest.view_apikey",),
     "run a purge now": ("ingest.add_purgerun",),
     "create and revoke API keys": ("ingest.add_apikey", "ingest.change_apikey"),
