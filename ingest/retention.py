@@ -398,10 +398,11 @@ def _under_current_holds(
             return result, current
         except _HoldPlaced:
             logger.info("purge of %s: a hold was placed; redoing the batch", rules.event_class)
-            # Wait (holding nothing) until the hold's transaction has ended.
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_lock_shared(%s)", [LEGAL_HOLD_LOCK_KEY])
-                cursor.execute("SELECT pg_advisory_unlock_shared(%s)", [LEGAL_HOLD_LOCK_KEY])
+            # Wait (holding nothing else) until the hold's transaction has ended. A
+            # transaction-level lock, freed by this commit: a session-level one would be
+            # taken and released on different server sessions under transaction pooling.
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [LEGAL_HOLD_LOCK_KEY])
 
 
 def _drop_partition_unless_held(rules: RetentionRules, name: str) -> int | None:

@@ -199,7 +199,7 @@ def test_a_batch_finishing_while_a_hold_is_being_placed_waits_for_it_and_honours
         locker.rollback()
         locker.close()
     # The batch's DELETE ends; its commit must now wait for the hold's transaction.
-    wait_for_blocked("SELECT pg_advisory_lock_shared")
+    wait_for_blocked("SELECT pg_advisory_xact_lock_shared")
     assert surviving() == set(range(200))
     commit.set()
     hold.join(timeout=20)
