@@ -98,10 +98,20 @@ class RedactionPlan:
     # plan's key (HMAC's key schedule computed once), and the rules as closures.
     hasher: Callable[[str], str] = field(init=False, repr=False, compare=False)
     appliers: tuple[Callable, ...] = field(init=False, repr=False, compare=False)
+    # Where the hashes a data-subject request finds an event by end up: top-level string
+    # fields by name, nested ones by path (hashed, and pseudonymous ids).
+    subject_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    subject_paths: tuple[tuple[str, ...], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hasher", keyed_hasher(key_id=self.key_id, key=self.key))
         object.__setattr__(self, "appliers", _plan_appliers(self))
+        subject = [rule for rule in self.rules if _names_subject(rule)]
+        names = tuple(rule.path[0] for rule in subject if len(rule.path) == 1)
+        object.__setattr__(self, "subject_names", names)
+        object.__setattr__(
+            self, "subject_paths", tuple(rule.path for rule in subject if len(rule.path) > 1)
+        )
 
     def hash(self, value: str) -> str:
         return self.hasher(value)
@@ -118,6 +128,9 @@ class PolicyRejection:
 class RedactionOutcome:
     redactions: list[tuple[str, str]]
     rejection: PolicyRejection | None = None
+    # The one-way hashes the redacted message holds in hashed and pseudonymous-id fields
+    # (never a raw value): what a data-subject request finds the event by.
+    subject_hashes: tuple[str, ...] = ()
 
 
 INTEGER_TYPES = frozenset(
@@ -267,7 +280,45 @@ def redact_message(plan: RedactionPlan, message: Message) -> RedactionOutcome:
         rejection = apply(message, redactions)
         if rejection is not None:
             return RedactionOutcome(redactions=redactions, rejection=rejection)
-    return RedactionOutcome(redactions=redactions)
+    if not (plan.subject_names or plan.subject_paths):
+        return RedactionOutcome(redactions=redactions)
+    return RedactionOutcome(redactions=redactions, subject_hashes=subject_hashes(plan, message))
+
+
+def _names_subject(rule: FieldRule) -> bool:
+    """Whether the values ``rule`` leaves are hashes that identify a person."""
+    if not rule.is_string or rule.unclassified or rule.is_map:
+        return False
+    return rule.action == RedactionAction.HASH or (
+        rule.action == RedactionAction.KEEP
+        and rule.classification == Classification.PSEUDONYMOUS_ID
+    )
+
+
+def subject_hashes(plan: RedactionPlan, message: Message) -> tuple[str, ...]:
+    """The distinct one-way hashes in ``message``'s subject fields, after redaction.
+
+    Only values of the hash forms are taken (a scanner may have replaced one with a
+    placeholder): what is returned can be matched, never read back.
+    """
+    is_pseudonym = PSEUDONYM_RE.match
+    found: list[str] = []
+    for name in plan.subject_names:
+        value = getattr(message, name)
+        if type(value) is str:
+            if value and is_pseudonym(value):
+                found.append(value)
+        else:
+            found.extend(item for item in value if is_pseudonym(item))
+    for path in plan.subject_paths:
+        name = path[-1]
+        for parent in _parents(message, path):
+            value = getattr(parent, name)
+            values = (value,) if type(value) is str else value
+            found.extend(item for item in values if item and is_pseudonym(item))
+    if len(found) < 2:
+        return tuple(found)
+    return tuple(dict.fromkeys(found))
 
 
 def _plan_appliers(plan: RedactionPlan) -> tuple[_Applier, ...]:

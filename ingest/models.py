@@ -148,6 +148,8 @@ class Event(models.Model):
     # NULL, not "": these rows are not in any chain (the column is shared with other classes).
     chain_prev = models.CharField(max_length=80, null=True)  # noqa: DJ001
     chain_link = models.CharField(max_length=80, null=True)  # noqa: DJ001
+    # One-way hashes of the people the event names (GIN-indexed; NULL when none).
+    subject_hashes = ArrayField(models.CharField(max_length=80), null=True)
 
     class Meta:
         managed = False

@@ -22,7 +22,7 @@ from google.protobuf.message import DecodeError, Message
 from governance.choices import FieldRole
 from governance.descriptors import locate_json_error
 from governance.plans import SchemaPlan, SchemaRefusal
-from governance.redaction import redact_message
+from governance.redaction import PSEUDONYM_RE, redact_message
 from governance.schemas import TIMESTAMP_TYPE
 from telemetry_platform.conf import telemetry_settings
 
@@ -122,7 +122,9 @@ def prepare_event(
     if outcome.rejection is not None:
         rejection = outcome.rejection
         return Rejection(rejection.code, rejection.message, rejection.field)
-    return _envelope(plan, message, context, rules, tuple(outcome.redactions))
+    return _envelope(
+        plan, message, context, rules, tuple(outcome.redactions), outcome.subject_hashes
+    )
 
 
 def _metric_labels(name: str, resolver: SchemaResolver) -> tuple[str, str]:
@@ -255,6 +257,7 @@ def _envelope(
     context: IngestContext,
     rules: BatchRules,
     redactions: tuple[tuple[str, str], ...],
+    subject_hashes: tuple[str, ...] = (),
 ) -> PreparedEvent | Rejection:
     reader = plan.envelope
     occurred_at = _occurred_at(plan, reader.occurred_at(message))
@@ -317,6 +320,11 @@ def _envelope(
         warnings=DEPRECATED_WARNING if plan.deprecated else (),
         redactions=redactions,
         metrics=plan.metrics,
+        subject_hashes=(
+            (*subject_hashes, actor_hash)
+            if actor_hash and actor_hash not in subject_hashes and PSEUDONYM_RE.match(actor_hash)
+            else subject_hashes
+        ),
     )
 
 

@@ -55,6 +55,7 @@ INSERT_COLUMNS = (
     "chain_seq",
     "chain_prev",
     "chain_link",
+    "subject_hashes",
 )
 # Rows are COPied (binary) into a per-connection temporary staging table, then moved with
 # one INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING: COPY has no ON CONFLICT, and
@@ -79,6 +80,7 @@ _STAGE_TYPES = {
     "chain_seq": "int8",
     "chain_prev": "text",
     "chain_link": "text",
+    "subject_hashes": "text[]",
 }
 _JSONB_COLUMNS = frozenset({"payload", "redactions"})
 # Each call's rows carry the call's number: a transaction can insert several times (the
@@ -163,6 +165,8 @@ def insert_events(
             event.payload_json or dumps(event.payload),
             dumps(event.redactions),
             *(chain.get(event.key, no_link) if chain else no_link),
+            # NULL rather than an empty array: most rows name nobody, the GIN index skips them.
+            list(event.subject_hashes) if event.subject_hashes else None,
         )
         for event in events
     )

@@ -106,6 +106,9 @@ class PreparedEvent:
     warnings: tuple[str, ...] = ()
     redactions: tuple[tuple[str, str], ...] = ()
     metrics: tuple = ()  # the plan's compiled aggregate metrics
+    # One-way hashes of the people the event names (its hashed and pseudonymous-id fields
+    # and the actor): the indexed column data-subject requests find events by.
+    subject_hashes: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str, str, datetime]:
