@@ -33,6 +33,7 @@ DEFAULT_EVENT_CLASSES = (
     EventClassDefault(
         "performance_budget_sample", 365, "Measured values from release performance sign-offs."
     ),
+    EventClassDefault("service_log", 30, "Service log records received over OTLP."),
 )
 
 PLATFORM_SCHEMAS = (
@@ -67,8 +68,17 @@ PLATFORM_SCHEMAS = (
         "Events posthog-js sends to the PostHog capture endpoints (ids hashed, $ip dropped).",
         ("telemetry/v1/posthog.proto", "telemetry/v1/options.proto"),
     ),
+    PlatformSchema(
+        "telemetry.otel_log.v1",
+        "service_log",
+        "telemetry.v1.OtelLog",
+        "OTLP log records no mapping route sends elsewhere (semantic-convention personal "
+        "attributes hashed or dropped, the rest scanned).",
+        ("telemetry/v1/otel.proto", "telemetry/v1/options.proto"),
+    ),
 )
 POSTHOG_CAPTURE_SCHEMA = "posthog.capture.v1"
+OTEL_LOG_SCHEMA = "telemetry.otel_log.v1"
 
 PLATFORM_AUDIT_SCHEMA = "telemetry.audit_event.v1"
 PLATFORM_SOURCE = "platform"

@@ -130,12 +130,14 @@ def exposed_name(name: str) -> str:
 
 def _labels(payload: dict[str, Any], redacted: bool) -> list[list[str]]:
     labels = {}
+    # A histogram's bucket counters (from OTLP) carry their bound as ``le``.
+    bucket = str(payload.get("name", "")).endswith("_bucket")
     for key, value in (payload.get("labels") or {}).items():
         label = str(key).replace(".", "_").replace("-", "_")
         if (
             not LABEL_RE.match(label)
             or label.startswith("__")
-            or label in RESERVED_LABELS
+            or (label in RESERVED_LABELS and not (bucket and label == "le"))
             or not isinstance(value, str)
             or (redacted and REDACTION_MARK_RE.search(f"{key} {value}"))
         ):

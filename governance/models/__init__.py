@@ -1,5 +1,6 @@
 """Governance records: the registry and its policies, and the reviewed changes to them."""
 
+from .otlp import OtlpLogRoute
 from .registry import (
     EventClass,
     FieldPolicy,
@@ -22,6 +23,7 @@ __all__ = [
     "FieldPolicy",
     "LegalHold",
     "MetricDefinition",
+    "OtlpLogRoute",
     "PolicyEpoch",
     "PolicyReview",
     "PolicyVersion",

@@ -47,6 +47,7 @@ from ..schemas import SchemaDefinitionError, derive_roles, load_schema
 from ..selectors import field_policy_specs
 from .change_requests import change_request_draft
 from .configuration import event_class_ensure, policy_describe, policy_epoch_bump
+from .otlp_routes import otlp_log_routes_seed
 
 
 class SchemaRegistrationError(Exception):
@@ -346,6 +347,7 @@ def default_configuration_load(*, actor: AbstractBaseUser | None = None) -> list
             )
             policy_epoch_bump()
             changes.append(f"field policies of {revision} seeded ({len(seeded)})")
+    changes.extend(otlp_log_routes_seed(actor=actor))
     changes.extend(beat_schedule_seed())
     changes.extend(roles_sync(group_model=Group, permission_model=Permission))
     return changes

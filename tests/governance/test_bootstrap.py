@@ -38,6 +38,7 @@ def test_platform_schemas_are_registered_with_roles(platform_config):
         "service_metric",
         "client_diagnostic",
         "performance_budget_sample",
+        "service_log",
     }
     audit = SchemaRevision.objects.get(schema__name="telemetry.audit_event.v1")
     assert audit.roles["occurred_at"] == "occurred_at"

@@ -1,0 +1,299 @@
+"""OTLP log records as raw items of registered schemas, by the log routes. Pure.
+
+A record's route (by event name, instrumentation scope and ``service.name``) names its
+schema. Its body (when a key-value list) and attributes fill the message's top-level
+fields by name, dots and dashes read as underscores (``user.id`` -> ``user_id``); an
+attribute whose name starts with a string map's name fills that map
+(``http.request.header.cookie`` -> ``http_request_header["cookie"]``); the rest go to the
+message's ``attributes`` map, or, when it has none, are unclassified: dropped or the record
+rejected, per TELEMETRY_UNCLASSIFIED_FIELDS. The record's time (else its observed time)
+fills the occurred-at field, trace and span ids a traceparent, ``service.name`` the source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+
+from governance.choices import FieldRole
+from governance.otlp import LogRoute, route_for
+from governance.plans import SchemaPlan
+from governance.schemas import TIMESTAMP_TYPE
+
+from ..codes import RejectCode
+from ..pipeline import BatchError, KeyScope, RawItem, Rejection
+from .codes import OtlpCode
+from .values import any_value_plain, plain_text, rfc3339_nanos
+
+# OpenTelemetry's default attribute count limit is 128; twice that is refused outright.
+MAX_ATTRIBUTES = 256
+MAX_NAME_IN_MESSAGE = 100
+INTEGER_TYPES = frozenset(
+    {
+        FieldDescriptor.TYPE_INT32,
+        FieldDescriptor.TYPE_INT64,
+        FieldDescriptor.TYPE_UINT32,
+        FieldDescriptor.TYPE_UINT64,
+        FieldDescriptor.TYPE_SINT32,
+        FieldDescriptor.TYPE_SINT64,
+    }
+)
+
+
+@dataclass(frozen=True)
+class LogTarget:
+    """What of a schema's message a log record can fill, read once per plan."""
+
+    schema_name: str
+    strings: frozenset[str]
+    integers: frozenset[str]
+    maps: tuple[str, ...]  # string maps other than ``attributes``, longest name first
+    has_attributes: bool
+    occurred_at: str
+    traceparent: str
+    source: str
+    taken: frozenset[str]  # fields the record's own facts fill; attributes never override
+
+    @classmethod
+    def from_plan(cls, plan: SchemaPlan) -> LogTarget:
+        """The target of ``plan``'s message."""
+        descriptor: Descriptor = plan.compiled.descriptor
+        strings, integers, maps = set(), set(), []
+        has_attributes = False
+        for field in descriptor.fields:
+            if field.message_type is not None and field.message_type.GetOptions().map_entry:
+                value = field.message_type.fields_by_name["value"]
+                if value.type == FieldDescriptor.TYPE_STRING:
+                    if field.name == "attributes":
+                        has_attributes = True
+                    else:
+                        maps.append(field.name)
+                continue
+            if field.is_repeated:
+                continue
+            if field.type == FieldDescriptor.TYPE_STRING:
+                strings.add(field.name)
+            elif field.type in INTEGER_TYPES:
+                integers.add(field.name)
+        roles = plan.roles
+        occurred_at = roles.get(FieldRole.OCCURRED_AT, "")
+        traceparent = roles.get(FieldRole.TRACEPARENT, "")
+        source = roles.get(FieldRole.SOURCE, "")
+        taken = {path for path in (occurred_at, traceparent, source) if path}
+        if occurred_at and not _is_timestamp(descriptor, occurred_at):
+            occurred_at = ""
+        return cls(
+            schema_name=plan.schema_name,
+            strings=frozenset(strings),
+            integers=frozenset(integers),
+            maps=tuple(sorted(maps, key=len, reverse=True)),
+            has_attributes=has_attributes,
+            occurred_at=occurred_at,
+            traceparent=traceparent,
+            source=source,
+            taken=frozenset(taken | {"event_name"}),
+        )
+
+
+def _is_timestamp(descriptor: Descriptor, path: str) -> bool:
+    field = None
+    for part in path.split("."):
+        field = descriptor.fields_by_name.get(part)
+        if field is None:
+            return False
+        descriptor = field.message_type
+    return descriptor is not None and descriptor.full_name == TIMESTAMP_TYPE
+
+
+TargetLookup = Callable[[str], "LogTarget | Rejection"]
+
+
+def log_items(
+    request: ExportLogsServiceRequest,
+    *,
+    routes: tuple[LogRoute, ...],
+    target_of: TargetLookup,
+    scope: KeyScope,
+    unclassified: str,
+    max_records: int,
+) -> list[tuple[str, RawItem | Rejection]]:
+    """Each log record's path in the request and its raw item (or why it has none), in order."""
+    count = sum(
+        len(scope_logs.log_records)
+        for resource_logs in request.resource_logs
+        for scope_logs in resource_logs.scope_logs
+    )
+    if count > max_records:
+        raise BatchError(
+            "too_many_events",
+            f"request has {count} log records; at most {max_records} are accepted per request",
+        )
+    items: list[tuple[str, RawItem | Rejection]] = []
+    for r, resource_logs in enumerate(request.resource_logs):
+        resource = {kv.key: any_value_plain(kv.value) for kv in resource_logs.resource.attributes}
+        service = plain_text(resource.pop("service.name", ""))
+        for s, scope_logs in enumerate(resource_logs.scope_logs):
+            scope_name = scope_logs.scope.name
+            for k, record in enumerate(scope_logs.log_records):
+                path = f"resourceLogs[{r}].scopeLogs[{s}].logRecords[{k}]"
+                item = _record_item(
+                    record,
+                    service=service,
+                    resource=resource,
+                    scope_name=scope_name,
+                    routes=routes,
+                    target_of=target_of,
+                    scope=scope,
+                    unclassified=unclassified,
+                )
+                items.append((path, item))
+    return items
+
+
+def _record_item(
+    record: LogRecord,
+    *,
+    service: str,
+    resource: dict[str, Any],
+    scope_name: str,
+    routes: tuple[LogRoute, ...],
+    target_of: TargetLookup,
+    scope: KeyScope,
+    unclassified: str,
+) -> RawItem | Rejection:
+    if len(record.attributes) > MAX_ATTRIBUTES:
+        return Rejection(
+            OtlpCode.TOO_MANY_ATTRIBUTES,
+            f"log record has {len(record.attributes)} attributes; at most {MAX_ATTRIBUTES}",
+            "attributes",
+        )
+    attributes = [(kv.key, any_value_plain(kv.value)) for kv in record.attributes]
+    event_name = record.event_name or next(
+        (plain_text(value) for key, value in attributes if key == "event.name"), ""
+    )
+    route = route_for(routes, event_name=event_name, scope=scope_name, service=service)
+    if route is None or not route.schema_name:
+        return Rejection(
+            OtlpCode.UNMAPPED_LOG_RECORD,
+            "no OTLP log route maps this record to a schema",
+            "event_name",
+        )
+    target = target_of(route.schema_name)
+    if isinstance(target, Rejection):
+        return target
+    if service and not target.source and scope.sources and service not in scope.sources:
+        return Rejection(
+            RejectCode.FORBIDDEN_SOURCE,
+            "this API key may not send events for this service.name",
+            "resource.service.name",
+        )
+    body: dict[str, Any] = {}
+    extra: dict[str, str] = {}
+    nanos = record.time_unix_nano or record.observed_time_unix_nano
+    if nanos and target.occurred_at:
+        stamp = rfc3339_nanos(nanos)
+        if stamp is None:
+            return Rejection(
+                RejectCode.OUT_OF_RANGE,
+                "time_unix_nano is not a representable time",
+                "timeUnixNano",
+            )
+        _put(body, target.occurred_at, stamp)
+    if record.trace_id:
+        if len(record.trace_id) != 16 or (record.span_id and len(record.span_id) != 8):
+            return Rejection(
+                OtlpCode.INVALID_TRACE_ID, "trace id must be 16 bytes, span id 8", "traceId"
+            )
+        if target.traceparent:
+            span = record.span_id.hex() if record.span_id else "0" * 16
+            flags = record.flags & 0xFF
+            _put(body, target.traceparent, f"00-{record.trace_id.hex()}-{span}-{flags:02x}")
+    if service and target.source:
+        _put(body, target.source, service)
+    facts = {
+        "event_name": event_name,
+        "severity_text": record.severity_text,
+        "scope_name": scope_name,
+    }
+    for name, value in facts.items():
+        if not value:
+            continue
+        if name in target.strings:
+            body[name] = value
+        elif name != "scope_name":
+            extra[name] = value
+    if record.severity_number:
+        if "severity_number" in target.integers:
+            body["severity_number"] = int(record.severity_number)
+        else:
+            extra["severity_number"] = str(int(record.severity_number))
+    if "resource" in target.maps and resource:
+        body["resource"] = {key: plain_text(value) for key, value in resource.items()}
+    fields: list[tuple[str, Any]] = []
+    kind = record.body.WhichOneof("value")
+    if kind == "kvlist_value":
+        fields.extend(any_value_plain(record.body).items())
+    elif kind is not None:
+        text = plain_text(any_value_plain(record.body))
+        if "body" in target.strings:
+            body["body"] = text
+        else:
+            extra["body"] = text
+    fields.extend(attributes)
+    for key, value in fields:
+        if key == "event.name":
+            continue
+        refused = _place(target, body, extra, key, value, unclassified)
+        if refused is not None:
+            return refused
+    if extra and target.has_attributes:
+        body["attributes"] = extra
+    return RawItem(schema=target.schema_name, body=body)
+
+
+def _place(
+    target: LogTarget,
+    body: dict[str, Any],
+    extra: dict[str, str],
+    key: str,
+    value: Any,
+    unclassified: str,
+) -> Rejection | None:
+    name = key.replace(".", "_").replace("-", "_")
+    if name not in target.taken:
+        if name in target.strings:
+            body[name] = plain_text(value)
+            return None
+        if name in target.integers:
+            body[name] = (
+                value
+                if isinstance(value, int) and not isinstance(value, bool)
+                else (plain_text(value))
+            )
+            return None
+        for map_name in target.maps:
+            if name.startswith(f"{map_name}_") and len(name) > len(map_name) + 1:
+                body.setdefault(map_name, {})[key[len(map_name) + 1 :]] = plain_text(value)
+                return None
+    if target.has_attributes:
+        extra[key] = plain_text(value)
+        return None
+    if unclassified == "reject":
+        return Rejection(
+            OtlpCode.UNCLASSIFIED_ATTRIBUTE,
+            f"attribute has no field in {target.schema_name}",
+            f"attributes[{key[:MAX_NAME_IN_MESSAGE]!r}]",
+        )
+    return None
+
+
+def _put(body: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    for part in parents:
+        body = body.setdefault(part, {})
+    body[leaf] = value
