@@ -96,6 +96,8 @@ class ChangeKind(models.TextChoices):
     LEGAL_HOLD_PLACE = "legal_hold_place", "Place a legal hold"
     LEGAL_HOLD_RELEASE = "legal_hold_release", "Release a legal hold"
     SCHEMA_STATUS = "schema_status", "Schema lifecycle"
+    BREAKING_RULES = "breaking_rules", "Schema breaking-change rules"
+    METRIC_DEFINITION = "metric_definition", "Metric definition"
 
 
 class ChangeStatus(models.TextChoices):

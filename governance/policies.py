@@ -101,9 +101,10 @@ def policy_loosening(current: PolicySpec, proposed: PolicySpec) -> list[str]:
     tightens.
     """
     ways = []
-    if CLASSIFICATION_STRENGTH[proposed.classification] < CLASSIFICATION_STRENGTH[
-        current.classification
-    ]:
+    if (
+        CLASSIFICATION_STRENGTH[proposed.classification]
+        < CLASSIFICATION_STRENGTH[current.classification]
+    ):
         ways.append(f"classification {current.classification} -> {proposed.classification}")
     if ACTION_STRENGTH[proposed.action] < ACTION_STRENGTH[current.action]:
         ways.append(f"action {current.action} -> {proposed.action}")
@@ -201,19 +202,21 @@ class PolicyDocument:
     fields: dict[str, PolicySpec]
 
 
+def policy_entry_dump(spec: PolicySpec) -> dict[str, object]:
+    """One field's entry of a policy document (defaults left out)."""
+    entry: dict[str, object] = {"classification": spec.classification, "action": spec.action}
+    if spec.keep_chars is not None:
+        entry["keep_chars"] = spec.keep_chars
+    if spec.scan:
+        entry["scan"] = True
+    return entry
+
+
 def policy_yaml_dump(
     schema: str, policies: Mapping[str, PolicySpec], *, version: int | None = None
 ) -> str:
     """Render policies in the stable policy-as-code format (sorted by path)."""
-    fields = {}
-    for path in sorted(policies):
-        spec = policies[path]
-        entry: dict[str, object] = {"classification": spec.classification, "action": spec.action}
-        if spec.keep_chars is not None:
-            entry["keep_chars"] = spec.keep_chars
-        if spec.scan:
-            entry["scan"] = True
-        fields[path] = entry
+    fields = {path: policy_entry_dump(policies[path]) for path in sorted(policies)}
     document: dict[str, object] = {"schema": schema}
     if version is not None:
         document["version"] = version
@@ -244,7 +247,7 @@ def policy_yaml_parse(text: str) -> PolicyDocument:
         raw_fields = {}
     fields = {}
     for path, entry in raw_fields.items():
-        spec = _parse_field(str(path), entry, errors)
+        spec = policy_entry_parse(str(path), entry, errors)
         if spec is not None:
             fields[str(path)] = spec
     if errors:
@@ -252,7 +255,8 @@ def policy_yaml_parse(text: str) -> PolicyDocument:
     return PolicyDocument(schema=schema, version=version, fields=fields)
 
 
-def _parse_field(path: str, entry: object, errors: list[str]) -> PolicySpec | None:
+def policy_entry_parse(path: str, entry: object, errors: list[str]) -> PolicySpec | None:
+    """One field's entry of a policy document; problems are appended to ``errors``."""
     if not SAFE_PATH.match(path):
         errors.append(f"{path!r} is not a field path")
         return None

@@ -13,18 +13,23 @@ from django.db import transaction
 from django.utils.dateparse import parse_datetime
 
 from ..choices import ChangeKind, Classification, RedactionAction, RevisionStatus, ScanAction
+from ..compatibility import CATEGORIES, DEFAULT_CATEGORY, RuleSet
+from ..metric_plans import MetricDefinitionError, metric_compile
 from ..models import (
     EventClass,
     FieldPolicy,
     LegalHold,
+    MetricDefinition,
     RetentionOverride,
     ScannerRule,
     Schema,
     SchemaRevision,
     identifier_validator,
+    metric_name_validator,
 )
 from ..redaction import PolicySpec
 from ..scanners import validate_custom_pattern
+from ..schemas import leaf_fields, load_schema
 from ..selectors import field_policy_specs, revision_leaf_paths
 from .configuration import (
     ALLOWED_TRANSITIONS,
@@ -32,10 +37,13 @@ from .configuration import (
     field_policies_set,
     legal_hold_create,
     legal_hold_release,
+    metric_definition_delete,
+    metric_definition_save,
     policy_epoch_bump,
     retention_limits_for,
     retention_override_set,
     scanner_rule_save,
+    schema_breaking_rules_set,
     schema_revision_status_change,
 )
 
@@ -522,6 +530,197 @@ def schema_status_apply(
     return f"{revision} is {revision.status}"
 
 
+# -- breaking-change rules of a schema: target "breaking_rules:SCHEMA" -----------------------
+
+BREAKING_KEYS = ("category", "ignore", "ignore_only", "ignore_unstable_packages")
+
+
+def _breaking_schema(target: str) -> Schema:
+    name = _target_name(target, "breaking_rules")
+    schema = Schema.objects.filter(name=name).first()
+    if schema is None:
+        raise invalid(f"no schema named {name!r}")
+    return schema
+
+
+def breaking_rules_state(target: str) -> dict[str, Any]:
+    schema = _breaking_schema(target)
+    return {
+        "category": schema.breaking_category,
+        "ignore": list(schema.breaking_ignore),
+        "ignore_only": dict(schema.breaking_ignore_only),
+        "ignore_unstable_packages": schema.breaking_ignore_unstable_packages,
+    }
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) and item for item in value)
+
+
+def breaking_rules_validate(target: str, payload: Any) -> dict[str, Any]:
+    _breaking_schema(target)
+    if not isinstance(payload, dict):
+        raise invalid("a breaking rule set is an object")
+    unknown = sorted(set(payload) - set(BREAKING_KEYS))
+    if unknown:
+        raise invalid("unknown key(s) " + ", ".join(map(repr, unknown)))
+    category = payload.get("category", DEFAULT_CATEGORY)
+    if category not in CATEGORIES:
+        raise invalid(f"category: one of {', '.join(CATEGORIES)}")
+    ignore = payload.get("ignore") or []
+    if not _strings(ignore):
+        raise invalid("ignore: a list of proto files or directories")
+    ignore_only = payload.get("ignore_only") or {}
+    if not isinstance(ignore_only, dict) or not all(
+        _strings(paths) for paths in ignore_only.values()
+    ):
+        raise invalid("ignore_only: a mapping of rule id or category -> list of paths")
+    unstable = payload.get("ignore_unstable_packages", False)
+    if not isinstance(unstable, bool):
+        raise invalid("ignore_unstable_packages: true or false")
+    try:
+        RuleSet(
+            use=(category,),
+            ignore=tuple(ignore),
+            ignore_only={rule: tuple(paths) for rule, paths in ignore_only.items()},
+            ignore_unstable_packages=unstable,
+        )
+    except ValueError as exc:
+        raise invalid(f"ignore_only: {exc}") from None
+    return {
+        "category": category,
+        "ignore": list(ignore),
+        "ignore_only": {rule: list(ignore_only[rule]) for rule in sorted(ignore_only)},
+        "ignore_unstable_packages": unstable,
+    }
+
+
+def breaking_rules_apply(
+    target: str, payload: Any, actor: AbstractBaseUser, author: AbstractBaseUser
+) -> str:
+    schema = schema_breaking_rules_set(schema=_breaking_schema(target), actor=actor, **payload)
+    return f"{schema.name} checked with {payload['category']}"
+
+
+# -- catalogue metrics: target "metric:NAME", payload the definition (None: remove it) -------
+
+METRIC_DEFAULTS: dict[str, Any] = {
+    "kind": MetricDefinition.Kind.COUNTER,
+    "help": "",
+    "labels": [],
+    "value_field": "",
+    "only_when": "",
+    "buckets": [],
+    "max_series": 1000,
+    "enabled": True,
+}
+MAX_METRIC_SERIES = 100_000
+
+
+def _metric_name(target: str) -> str:
+    name = _target_name(target, "metric")
+    try:
+        metric_name_validator(name)
+    except ValidationError:
+        raise invalid(f"{name!r} is not a Prometheus metric name") from None
+    return name
+
+
+def metric_definition_state(target: str) -> dict[str, Any] | None:
+    definition = (
+        MetricDefinition.objects.select_related("schema").filter(name=_metric_name(target)).first()
+    )
+    if definition is None:
+        return None
+    return {"schema": definition.schema.name} | {
+        key: getattr(definition, key) for key in METRIC_DEFAULTS
+    }
+
+
+def _metric_fields(payload: dict) -> dict[str, Any]:
+    values = METRIC_DEFAULTS | payload
+    if values["kind"] not in MetricDefinition.Kind.values:
+        raise invalid(f"kind: one of {', '.join(MetricDefinition.Kind.values)}")
+    for key, limit in (("help", 300), ("value_field", 300), ("only_when", 300)):
+        if not isinstance(values[key], str) or len(values[key]) > limit:
+            raise invalid(f"{key}: text of at most {limit} characters")
+    labels = values["labels"]
+    if not isinstance(labels, list) or not all(
+        isinstance(entry, dict)
+        and set(entry) == {"label", "source"}
+        and all(isinstance(v, str) for v in entry.values())
+        for entry in labels
+    ):
+        raise invalid("labels: a list of {label: NAME, source: field:PATH | oneof:NAME}")
+    buckets = values["buckets"]
+    if not isinstance(buckets, list) or not all(
+        isinstance(b, int | float) and not isinstance(b, bool) for b in buckets
+    ):
+        raise invalid("buckets: a list of numbers")
+    series = values["max_series"]
+    if (
+        not isinstance(series, int)
+        or isinstance(series, bool)
+        or not 1 <= series <= MAX_METRIC_SERIES
+    ):
+        raise invalid(f"max_series: a whole number from 1 to {MAX_METRIC_SERIES}")
+    if not isinstance(values["enabled"], bool):
+        raise invalid("enabled: true or false")
+    return {key: values[key] for key in METRIC_DEFAULTS}
+
+
+def metric_definition_validate(target: str, payload: Any) -> dict[str, Any] | None:
+    name = _metric_name(target)
+    if payload is None:
+        if not MetricDefinition.objects.filter(name=name).exists():
+            raise invalid(f"no metric {name!r} to remove")
+        return None
+    if not isinstance(payload, dict):
+        raise invalid("a metric definition is an object")
+    unknown = sorted(set(payload) - set(METRIC_DEFAULTS) - {"schema"})
+    if unknown:
+        raise invalid("unknown key(s) " + ", ".join(map(repr, unknown)))
+    schema = Schema.objects.filter(name=payload.get("schema") or "").first()
+    if schema is None:
+        raise invalid(f"schema: no schema named {payload.get('schema')!r}")
+    fields = _metric_fields(payload)
+    revision = schema.revisions.exclude(status=RevisionStatus.RETIRED).order_by("-version").first()
+    if revision is None:
+        raise invalid(f"{schema.name} has no live revision")
+    # A label field still unclassified is refused when the change applies (the policies
+    # proposed with it may classify it first); one classified personal or secret, now.
+    compiled = load_schema(bytes(revision.descriptor_set), revision.message_name)
+    classifications = {
+        path: Classification.INTERNAL for path, _ in leaf_fields(compiled.descriptor)
+    }
+    classifications |= {p: s.classification for p, s in field_policy_specs(revision).items()}
+    try:
+        metric_compile({"name": name, **fields}, compiled.descriptor, classifications)
+    except MetricDefinitionError as exc:
+        raise invalid(f"metric {name}: " + "; ".join(exc.errors)) from None
+    return {"schema": schema.name, **fields}
+
+
+def metric_definition_apply(
+    target: str, payload: Any, actor: AbstractBaseUser, author: AbstractBaseUser
+) -> str:
+    name = _metric_name(target)
+    definition = MetricDefinition.objects.filter(name=name).first()
+    if payload is None:
+        if definition is not None:
+            metric_definition_delete(definition=definition, actor=actor)
+        return f"metric {name} removed"
+    definition = definition or MetricDefinition(name=name)
+    definition.schema = Schema.objects.get(name=payload["schema"])
+    for key in METRIC_DEFAULTS:
+        setattr(definition, key, payload[key])
+    try:
+        metric_definition_save(definition=definition, actor=actor)
+    except MetricDefinitionError as exc:
+        raise invalid(f"metric {name}: " + "; ".join(exc.errors)) from None
+    return f"metric {name} saved"
+
+
 KINDS: dict[str, ChangeKindSpec] = {
     spec.kind: spec
     for spec in (
@@ -582,6 +781,24 @@ KINDS: dict[str, ChangeKindSpec] = {
             validate=schema_status_validate,
             apply=schema_status_apply,
             summary=lambda target, payload: f"{target.partition(':')[2]} -> {payload['status']}",
+        ),
+        ChangeKindSpec(
+            ChangeKind.BREAKING_RULES,
+            state=breaking_rules_state,
+            validate=breaking_rules_validate,
+            apply=breaking_rules_apply,
+            summary=lambda target, payload: (
+                f"Breaking rules of {target.partition(':')[2]}: {payload['category']}"
+            ),
+        ),
+        ChangeKindSpec(
+            ChangeKind.METRIC_DEFINITION,
+            state=metric_definition_state,
+            validate=metric_definition_validate,
+            apply=metric_definition_apply,
+            summary=lambda target, payload: (
+                f"Metric {target.partition(':')[2]}" + (": removed" if payload is None else "")
+            ),
         ),
     )
 }

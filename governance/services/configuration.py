@@ -396,3 +396,53 @@ def metric_definition_save(
         attributes={"metric": definition.name, "schema": definition.schema.name},
     )
     return definition
+
+
+@transaction.atomic
+def metric_definition_delete(
+    *, definition: MetricDefinition, actor: AbstractBaseUser | None
+) -> None:
+    """Remove a catalogue metric; ingest stops computing it within seconds."""
+    name, schema = definition.name, definition.schema.name
+    definition.delete()
+    policy_epoch_bump()
+    audit_event_record(
+        event_name="platform.metric_definition.deleted",
+        actor=actor,
+        attributes={"metric": name, "schema": schema},
+    )
+
+
+# -- breaking-change rules ------------------------------------------------------------
+
+
+@transaction.atomic
+def schema_breaking_rules_set(
+    *,
+    schema: Schema,
+    category: str,
+    ignore: Sequence[str],
+    ignore_only: Mapping[str, Sequence[str]],
+    ignore_unstable_packages: bool,
+    actor: AbstractBaseUser | None,
+) -> Schema:
+    """Set the buf rule set a schema's new revisions are checked with; audited."""
+    schema.breaking_category = category
+    schema.breaking_ignore = list(ignore)
+    schema.breaking_ignore_only = {rule: list(paths) for rule, paths in ignore_only.items()}
+    schema.breaking_ignore_unstable_packages = ignore_unstable_packages
+    schema.full_clean()
+    schema.save(
+        update_fields=[
+            "breaking_category",
+            "breaking_ignore",
+            "breaking_ignore_only",
+            "breaking_ignore_unstable_packages",
+        ]
+    )
+    audit_event_record(
+        event_name="platform.schema.breaking_rules_changed",
+        actor=actor,
+        attributes={"schema": schema.name, "category": category},
+    )
+    return schema
