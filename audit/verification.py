@@ -19,7 +19,7 @@ from ingest.chain import (
     link_version,
     row_content,
 )
-from ingest.models import AuditChainHead
+from ingest.models import AuditChainHead, AuditChainTombstone
 
 from .digests import digest_files_read
 from .problems import ChainProblem
@@ -54,11 +54,25 @@ def _chain_rows(source: str, day: date) -> Iterator[dict[str, Any]]:
             "ORDER BY chain_seq, id",
             [source, *_day_bounds(day)],
         )
+        rows = []
         for values in cursor.fetchall():
             row = dict(zip(ROW_COLUMNS, values, strict=True))
             row["payload"] = json.loads(row["payload"])
             row["redactions"] = json.loads(row["redactions"])
-            yield row
+            rows.append(row)
+    tombstones = [
+        {
+            "chain_seq": tombstone.chain_seq,
+            "chain_prev": tombstone.chain_prev,
+            "chain_link": tombstone.chain_link,
+            "tombstone": tombstone,
+        }
+        for tombstone in AuditChainTombstone.objects.filter(source=source, day=day)
+    ]
+    if tombstones:
+        # An erased row's tombstone stands at its position (a stable sort keeps rows first).
+        rows = sorted([*rows, *tombstones], key=lambda row: row["chain_seq"])
+    yield from rows
 
 
 def _content(row: Mapping[str, Any]) -> bytes:
@@ -125,7 +139,12 @@ def verify_chain(
     for row in _chain_rows(source, day):
         links += 1
         seq = row["chain_seq"]
-        if not link_valid(
+        tombstone = row.get("tombstone")
+        if tombstone is not None:
+            # Erased: the content is gone, the links stay (checked as any row's below).
+            if not tombstone.seal_valid(keys=digest_keys):
+                problem(seq, "tombstone_altered", "the tombstone does not match its digest")
+        elif not link_valid(
             row["chain_link"] or "", row["chain_prev"] or "", _content(row), keys=keys
         ):
             problem(seq, "altered", "content does not match its link")
@@ -243,6 +262,12 @@ def _row_links(source: str, day: date, seq: int, link: str, *, purged: bool) -> 
             [source, seq, *_day_bounds(day)],
         )
         found = [row[0] for row in cursor.fetchall()]
+    if not found:
+        found = list(
+            AuditChainTombstone.objects.filter(source=source, day=day, chain_seq=seq).values_list(
+                "chain_link", flat=True
+            )
+        )
     if not found:
         return purged
     return found == [link]

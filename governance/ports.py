@@ -24,6 +24,7 @@ PORTS = (
     "purge_preview",
     "stored_events_latest",
     "metric_catalogue",
+    "suppressed_subject_hashes",
 )
 _installed: dict[str, Callable[..., Any]] = {}
 
@@ -96,3 +97,9 @@ def stored_events_latest(
 def metric_catalogue() -> list[Any]:
     """Every metric family the platform emits, as the conformance check sees it."""
     return _port("metric_catalogue")()
+
+
+def suppressed_subject_hashes() -> frozenset[str]:
+    """The one-way hashes of the data subjects whose events ingest refuses (installed by
+    the privacy app; the plan cache reads it when the policy epoch moves)."""
+    return frozenset(_port("suppressed_subject_hashes")())

@@ -8,6 +8,7 @@ GOVERNANCE_OWNER = "governance owner"
 GOVERNANCE_APPROVER = "governance approver"
 SECURITY_ANALYST = "security analyst"
 READ_ONLY_AUDITOR = "read-only auditor"
+PRIVACY_OFFICER = "privacy officer"
 PLATFORM_ADMIN = "platform admin"
 
 _GOVERNANCE_MODELS = (
@@ -50,6 +51,13 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "ingest.view_ingesttally",
     ),
     SECURITY_ANALYST: AUDIT_SEARCH,
+    # Submits data-subject requests and approves others' erasures (never their own).
+    PRIVACY_OFFICER: (
+        "privacy.view_subjectrequest",
+        "privacy.add_subjectrequest",
+        "privacy.approve_subjectrequest",
+        "governance.view_legalhold",
+    ),
     READ_ONLY_AUDITOR: (
         *GOVERNANCE_VIEW,
         *AUDIT_SEARCH,
@@ -59,7 +67,15 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "ingest.view_ingesttally",
     ),
 }
-PLATFORM_ADMIN_APPS = ("governance", "ingest", "audit", "auth", "django_celery_beat", "authtoken")
+PLATFORM_ADMIN_APPS = (
+    "governance",
+    "ingest",
+    "audit",
+    "privacy",
+    "auth",
+    "django_celery_beat",
+    "authtoken",
+)
 
 
 def roles_sync(*, group_model: Any, permission_model: Any) -> list[str]:

@@ -13,6 +13,7 @@ from django.db.models import Prefetch
 
 from telemetry_platform.conf import telemetry_settings
 
+from . import ports
 from .choices import INGESTIBLE_STATUSES, RevisionStatus
 from .defaults import default_scanner_rules
 from .envelope import envelope_reader_compile
@@ -90,6 +91,8 @@ class SchemaPlanCache:
         self._index: dict[str, _IndexEntry] = {}
         self._plans: dict[tuple[int, str], SchemaPlan] = {}
         self._compiled_scanner: CompiledScanner | None = None
+        # Subjects whose events are refused (data-subject suppressions), by their hashes.
+        self.suppressed: frozenset[str] = frozenset()
 
     def refresh(self, *, force: bool = False, throttle: bool = True) -> None:
         """Reload the schema index if the policy epoch changed (or ``force``).
@@ -108,6 +111,7 @@ class SchemaPlanCache:
                 # plan; compiling is cheap next to serving a stale policy.
                 self._plans = {}
                 self._compiled_scanner = None
+                self.suppressed = ports.suppressed_subject_hashes()
                 self._epoch = epoch
             # Only once the index is loaded: a thread that sees a recent check must find
             # the index that check loaded, not the one it is replacing (gthread workers
@@ -208,6 +212,7 @@ class SchemaPlanCache:
             self._index = {}
             self._plans = {}
             self._compiled_scanner = None
+            self.suppressed = frozenset()
 
 
 schema_plans = SchemaPlanCache()

@@ -132,3 +132,28 @@ def head_content(
             rows_purged,
         ]
     )
+
+
+def tombstone_content(
+    *,
+    source: str,
+    day: date,
+    chain_seq: int,
+    chain_prev: str,
+    chain_link: str,
+    erased_by: str,
+    erased_at: datetime,
+) -> bytes:
+    """The bytes an erased row's tombstone digest covers: its place, links and erasure."""
+    return _dumps(
+        [
+            "tombstone.v1",
+            source,
+            day.isoformat(),
+            chain_seq,
+            chain_prev,
+            chain_link,
+            erased_by,
+            erased_at.astimezone(UTC).isoformat(),
+        ]
+    )

@@ -39,6 +39,8 @@ class RejectCode:
     """Codes for one event's rejection; the rest of its batch is unaffected."""
 
     MISSING_SCHEMA = "missing_schema"
+    # The event names a data subject whose events are refused (a suppression): final.
+    SUPPRESSED = "suppressed"
     UNKNOWN_SCHEMA = "unknown_schema"
     NOT_AN_OBJECT = "not_an_object"
     INVALID_EVENT = "invalid_event"

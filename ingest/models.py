@@ -10,7 +10,7 @@ from django.db import models
 
 from governance.models import EventClass, SchemaRevision
 
-from .chain import head_content, keyed_digest, keyed_digest_valid
+from .chain import head_content, keyed_digest, keyed_digest_valid, tombstone_content
 
 
 class ApiKey(models.Model):
@@ -286,3 +286,56 @@ class IngestTally(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H}h {self.source} {self.schema_name}: {self.count}"
+
+
+class AuditChainTombstone(models.Model):
+    """An erased audit event's place in its chain: its position and links, never its content.
+
+    A data-subject erasure deletes the row and leaves this in its place, so verification
+    can still walk the chain (the next row links to ``chain_link``) and tell an erasure
+    from a deletion. ``erased_by`` names what erased it (``subject-request:ID``);
+    ``digest`` is a keyed digest of this record under the digest key, so a tombstone
+    edited or invented in SQL does not verify.
+    """
+
+    source = models.CharField(max_length=200)
+    day = models.DateField()
+    chain_seq = models.BigIntegerField()
+    chain_prev = models.CharField(max_length=80)
+    chain_link = models.CharField(max_length=80)
+    erased_by = models.CharField(max_length=100)
+    erased_at = models.DateTimeField()
+    digest = models.CharField(max_length=100)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "day", "chain_seq"], name="audit_chain_tombstone_unique"
+            )
+        ]
+        ordering = ["day", "source", "chain_seq"]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.day} #{self.chain_seq}: erased by {self.erased_by}"
+
+    def state_content(self) -> bytes:
+        """The bytes ``digest`` covers."""
+        return tombstone_content(
+            source=self.source,
+            day=self.day,
+            chain_seq=self.chain_seq,
+            chain_prev=self.chain_prev,
+            chain_link=self.chain_link,
+            erased_by=self.erased_by,
+            erased_at=self.erased_at,
+        )
+
+    def seal(self, *, key_id: str, key: str) -> None:
+        """Set ``digest`` for the current state (the caller saves)."""
+        self.digest = keyed_digest(self.state_content(), key_id=key_id, key=key)
+
+    def seal_valid(self, *, keys: Mapping[str, str]) -> bool:
+        """Whether ``digest`` matches the current state under one of ``keys``."""
+        return bool(self.digest) and keyed_digest_valid(
+            self.digest, self.state_content(), keys=keys
+        )

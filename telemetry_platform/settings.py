@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "governance",
     "ingest",
     "audit",
+    "privacy",
 ]
 
 MIDDLEWARE = [

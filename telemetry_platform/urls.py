@@ -12,6 +12,7 @@ urlpatterns = [
     path("api/v1/", include("ingest.api.urls")),
     path("api/v1/", include("governance.api.urls")),
     path("api/v1/", include("audit.api.urls")),
+    path("api/v1/", include("privacy.api.urls")),
     # PostHog's capture API, for posthog-js pointed here (api_host = <platform>/posthog).
     path("posthog/", include("ingest.api.posthog")),
     # OTLP/HTTP, for OTEL_EXPORTER_OTLP_ENDPOINT=<platform> (/v1/logs, /v1/metrics).

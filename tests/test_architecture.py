@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("telemetry_platform", "governance", "ingest", "audit")
+PACKAGES = ("telemetry_platform", "governance", "ingest", "audit", "privacy")
 LINT_IMPORTS = str(Path(sys.executable).with_name("lint-imports"))
 
 

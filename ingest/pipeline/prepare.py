@@ -68,6 +68,7 @@ class BatchRules:
         "resolved",
         "resolver",
         "skew_seconds",
+        "suppressed",
     )
 
     def __init__(self, context: IngestContext, resolver: SchemaResolver) -> None:
@@ -80,6 +81,8 @@ class BatchRules:
         self.future_limit = context.received_at + skew
         self.oldest: dict[int, datetime] = {}  # retention days -> oldest acceptable time
         self.resolved: dict[str, Resolved] = {}
+        # Read once per batch from the resolver (the plan cache loads it with the plans).
+        self.suppressed: frozenset[str] = getattr(resolver, "suppressed", frozenset())
 
     def oldest_for(self, retention_days: int) -> datetime:
         """The oldest occurred-at a retention of ``retention_days`` accepts."""
@@ -122,9 +125,20 @@ def prepare_event(
     if outcome.rejection is not None:
         rejection = outcome.rejection
         return Rejection(rejection.code, rejection.message, rejection.field)
-    return _envelope(
+    prepared = _envelope(
         plan, message, context, rules, tuple(outcome.redactions), outcome.subject_hashes
     )
+    if (
+        rules.suppressed
+        and type(prepared) is PreparedEvent
+        and not rules.suppressed.isdisjoint(prepared.subject_hashes)
+    ):
+        return Rejection(
+            RejectCode.SUPPRESSED,
+            "the event names a data subject whose events are not accepted",
+            plan.roles.get(FieldRole.ACTOR, ""),
+        )
+    return prepared
 
 
 def _metric_labels(name: str, resolver: SchemaResolver) -> tuple[str, str]:

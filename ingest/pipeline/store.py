@@ -32,7 +32,7 @@ from psycopg.types.datetime import TimestamptzLoader
 from telemetry_platform.conf import telemetry_settings
 
 from ..chain import GENESIS, LINK_VERSION, chain_link, row_content
-from ..models import AuditChainHead
+from ..models import AuditChainHead, AuditChainTombstone
 from .prepare import json_dumps
 from .tally import BatchTally, TallyRow
 from .types import IngestContext, PreparedEvent, RetryableError, StoreRefusedError
@@ -406,7 +406,11 @@ def audit_chain_heads_purge_record(*, day_from: date | None, day_to: date) -> in
                 GROUP BY 1, 2
             ) stored ON stored.source = head.source AND stored.day = head.day
             WHERE head.day <= %s AND (%s::date IS NULL OR head.day >= %s)
-              AND head.last_seq - coalesce(stored.kept, 0) > head.rows_purged
+              AND head.last_seq - coalesce(stored.kept, 0) - (
+                  -- erased rows keep their place as tombstones: not purged links
+                  SELECT count(*) FROM ingest_auditchaintombstone tombstone
+                  WHERE tombstone.source = head.source AND tombstone.day = head.day
+              ) > head.rows_purged
             """,
             [end, start, start, day_to, day_from, day_from],
         )
@@ -444,4 +448,6 @@ def _links_stored(head: AuditChainHead) -> int:
                 datetime.combine(head.day + timedelta(days=1), time.min, tzinfo=UTC),
             ],
         )
-        return cursor.fetchone()[0]
+        stored = cursor.fetchone()[0]
+    # Erased rows keep their place as tombstones (the erasure's record, not the purge's).
+    return stored + AuditChainTombstone.objects.filter(source=head.source, day=head.day).count()

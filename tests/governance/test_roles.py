@@ -41,6 +41,10 @@ CAPABILITIES = {
     "run a purge now": ("ingest.add_purgerun",),
     "create and revoke API keys": ("ingest.add_apikey", "ingest.change_apikey"),
     "manage users and roles": ("auth.change_user", "auth.change_group"),
+    "submit data-subject requests, approve others' erasures": (
+        "privacy.add_subjectrequest",
+        "privacy.approve_subjectrequest",
+    ),
 }
 
 

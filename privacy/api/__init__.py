@@ -1,0 +1,1 @@
+"""The privacy API: data-subject requests."""
