@@ -176,7 +176,7 @@ def _record_item(
     event_name = record.event_name or next(
         (plain_text(value) for key, value in attributes if key == "event.name"), ""
     )
-    route = route_for(routes, event_name=event_name, scope=scope_name, service=service)
+    route = _route_cached(routes, event_name, scope_name, service)
     if route is None or not route.schema_name:
         return Rejection(
             OtlpCode.UNMAPPED_LOG_RECORD,
@@ -254,6 +254,27 @@ def _record_item(
     if extra and target.has_attributes:
         body["attributes"] = extra
     return RawItem(schema=target.schema_name, body=body)
+
+
+# The routes the memo answers for (held, so their identity cannot be reused) and the memo,
+# one tuple replaced whole, so a thread never pairs one routes tuple with another's memo.
+_route_memo: tuple[tuple[LogRoute, ...], dict] = ((), {})
+
+
+def _route_cached(
+    routes: tuple[LogRoute, ...], event_name: str, scope: str, service: str
+) -> LogRoute | None:
+    """route_for, memoised while the same routes tuple (a new one after each epoch) is in use."""
+    global _route_memo
+    held, memo = _route_memo
+    if held is not routes or len(memo) > 4096:
+        memo = {}
+        _route_memo = (routes, memo)
+    key = (event_name, scope, service)
+    route = memo.get(key, memo)
+    if route is memo:
+        route = memo[key] = route_for(routes, event_name=event_name, scope=scope, service=service)
+    return route
 
 
 def _place(
