@@ -796,6 +796,9 @@ KINDS: dict[str, ChangeKindSpec] = {
             state=metric_definition_state,
             validate=metric_definition_validate,
             apply=metric_definition_apply,
+            diff=lambda base, payload: [
+                row for row in dict_diff(base, payload) if row.old != row.new
+            ],
             summary=lambda target, payload: (
                 f"Metric {target.partition(':')[2]}" + (": removed" if payload is None else "")
             ),

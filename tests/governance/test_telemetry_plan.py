@@ -186,7 +186,10 @@ def test_apply_without_approver_submits_one_request_per_target(tmp_path, owner):
     ]
     assert {r.status for r in requests} == {ChangeStatus.SUBMITTED}
     assert not MetricDefinition.objects.exists()
-    assert plan_command("diff", str(SHIPPED_PLANS))[1].returncode == 1
+    out, error = plan_command("diff", str(SHIPPED_PLANS))
+    assert error.returncode == 1
+    assert f"metric:{COUNTER}\n    enabled: — -> yes\n" in out
+    assert "buckets" not in out  # a default left empty is no difference
 
 
 def test_a_refused_file_leaves_nothing_proposed(tmp_path, owner, approver):
