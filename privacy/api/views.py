@@ -8,6 +8,8 @@ import json
 from collections.abc import Iterator
 
 from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -72,6 +74,7 @@ class SubjectRequestSubmitApi(APIView):
 
     permission_classes = [HandlesSubjectRequests]
 
+    @extend_schema(request=SubjectRequestSubmitSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:
         serializer = SubjectRequestSubmitSerializer(data=request.data)
         if not serializer.is_valid():
@@ -104,6 +107,7 @@ class SubjectRequestDetailApi(APIView):
 
     permission_classes = [HandlesSubjectRequests]
 
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, pk: int) -> Response:
         found = SubjectRequest.objects.filter(pk=pk).first()
         if found is None:
@@ -116,6 +120,7 @@ class SubjectRequestApproveApi(APIView):
 
     permission_classes = [HandlesSubjectRequests]
 
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, pk: int) -> Response:
         found = SubjectRequest.objects.filter(pk=pk).first()
         if found is None:
@@ -132,6 +137,7 @@ class SubjectRequestCertificateApi(APIView):
 
     permission_classes = [HandlesSubjectRequests]
 
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, pk: int) -> Response:
         found = SubjectRequest.objects.filter(pk=pk).first()
         if found is None or found.certificate is None:
@@ -146,6 +152,7 @@ class SubjectRequestSummaryApi(APIView):
 
     permission_classes = [HandlesSubjectRequests]
 
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, pk: int) -> Response:
         found = SubjectRequest.objects.filter(pk=pk, kind=SubjectRequest.Kind.ACCESS).first()
         if found is None:
@@ -175,6 +182,7 @@ class SubjectRequestExportApi(APIView):
 
     permission_classes = [HandlesSubjectRequests]
 
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, pk: int) -> StreamingHttpResponse | Response:
         found = SubjectRequest.objects.filter(pk=pk, kind=SubjectRequest.Kind.ACCESS).first()
         if found is None:
