@@ -22,7 +22,6 @@ rows of the batch that was in flight when the hold was placed.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import time
@@ -39,6 +38,7 @@ from django.utils import timezone
 from governance.models import EventClass, LegalHold, RetentionOverride, SchemaRevision
 from governance.services.configuration import LEGAL_HOLD_LOCK_KEY
 from telemetry_platform.conf import telemetry_settings
+from telemetry_platform.locks import advisory_key, session_lock_try
 
 from .metrics import PURGE_RUNS
 from .models import PurgeRun
@@ -290,23 +290,14 @@ def purge_preview(
 
 
 def _lock_key(event_class: str) -> int:
-    digest = hashlib.sha256(f"purge:{event_class}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+    return advisory_key("purge", event_class)
 
 
 @contextmanager
 def class_purge_lock(event_class: str) -> Iterator[bool]:
     """Session-level advisory lock: one purge per class at a time, freed if the process dies."""
-    key = _lock_key(event_class)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        acquired = cursor.fetchone()[0]
-    try:
+    with session_lock_try(_lock_key(event_class)) as acquired:
         yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
 def _advisory_lock_held(key: int) -> bool:

@@ -8,14 +8,13 @@ it dies with the worker's connection.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -23,6 +22,7 @@ from ingest.chain import keyed_digest, keyed_digest_valid
 from ingest.erasure import events_erase
 from ingest.platform_audit import audit_event_record
 from telemetry_platform.conf import telemetry_settings
+from telemetry_platform.locks import advisory_key, session_lock_try
 
 from .models import SubjectRequest
 from .selectors import holds_active, subject_counts, subject_rows_held, subject_rows_unheld
@@ -33,23 +33,14 @@ CERTIFICATE_VERSION = "subject-erasure-certificate.v1"
 
 
 def _lock_key(request_id: int) -> int:
-    digest = hashlib.sha256(f"privacy-erasure:{request_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+    return advisory_key("privacy-erasure", request_id)
 
 
 @contextmanager
 def erasure_lock(request_id: int) -> Iterator[bool]:
     """Try the request's session-level advisory lock; yield whether it was taken."""
-    key = _lock_key(request_id)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        acquired = cursor.fetchone()[0]
-    try:
+    with session_lock_try(_lock_key(request_id)) as acquired:
         yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
 def race_margin_seconds() -> float:

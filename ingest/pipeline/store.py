@@ -9,7 +9,6 @@ audit app reads them and never writes them.
 from __future__ import annotations
 
 import functools
-import hashlib
 import itertools
 import logging
 import weakref
@@ -30,6 +29,7 @@ from django.utils import timezone
 from psycopg.types.datetime import TimestamptzLoader
 
 from telemetry_platform.conf import telemetry_settings
+from telemetry_platform.locks import advisory_key
 
 from ..chain import GENESIS, LINK_VERSION, chain_link, row_content
 from ..models import AuditChainHead, AuditChainTombstone
@@ -302,8 +302,7 @@ def _statement_timeout(milliseconds: int) -> None:
 
 
 def _chain_lock_key(source: str, day: date) -> int:
-    digest = hashlib.sha256(f"audit-chain:{source}:{day.isoformat()}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+    return advisory_key("audit-chain", source, day.isoformat())
 
 
 def audit_events_append(events: Sequence[PreparedEvent], context: IngestContext) -> set[tuple]:
