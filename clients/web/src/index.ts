@@ -1,7 +1,10 @@
 // One emitter for the web, desktop and mobile shells: typed events of the client telemetry
 // contract, a bounded queue (drop-oldest, counted and reported), batches by size and time,
 // retries with jittered backoff honouring Retry-After (never for 400/413), fetch keepalive
-// under the 64 KiB quota, sendBeacon on pagehide/visibilitychange, optional persistence.
+// under the 64 KiB quota, sendBeacon on pagehide/visibilitychange (what is in flight or
+// waiting for a retry included), optional persistence. What differs between a browser, a
+// desktop shell (Electron, Tauri) and an iOS shell (WKWebView, JavaScriptCore) is three
+// small adapters: the transport, the storage and the lifecycle (when the app goes away).
 
 export type ClientSurface =
   | "CLIENT_SURFACE_UNSPECIFIED"
@@ -39,6 +42,28 @@ export const CLIENT_TELEMETRY_SCHEMA = "openagents.sync.client_telemetry.v1";
 export const KEEPALIVE_LIMIT = 64 * 1024;
 const BATCH_BYTES = 60 * 1024;
 
+/** One batch to send: the body is the JSON batch, sent as text/plain (no preflight needed). */
+export interface TransportRequest { url: string; body: string; headers: Record<string, string>; keepalive: boolean }
+/** The platform's answer: status 0 for a network error; counts from a 200's body. */
+export interface TransportAnswer { status: number; retryAfter?: string | null; accepted?: number; rejected?: number }
+
+/** How batches reach the platform. ``beacon`` hands a body over when the app is going away
+ * (no answer; false when refused); without it the emitter sends with ``send`` instead. */
+export interface Transport {
+  send(request: TransportRequest): Promise<TransportAnswer>;
+  beacon?(url: string, body: string): boolean;
+}
+
+/** Synchronous key/value storage for unsent events (localStorage, or a shell's own). */
+export interface KeyValueStorage {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+/** When the app is going away: call ``hide`` then (pagehide, before-quit, a native message). */
+export interface Lifecycle { onHide(hide: () => void): void }
+
 export interface EmitterOptions {
   endpoint: string; // https://platform/api/v1/events
   apiKey: string; // a publishable key
@@ -51,33 +76,34 @@ export interface EmitterOptions {
   maxRetries?: number;
   baseBackoffMs?: number;
   maxBackoffMs?: number;
-  persistKey?: string; // localStorage key for unsent events across reloads; unset: off
+  persistKey?: string; // storage key for unsent events across reloads; unset: off
   persistMax?: number;
   traceparent?: string; // propagate the page's trace; otherwise one is generated
-  fetch?: typeof fetch;
-  sendBeacon?: (url: string, body: Blob) => boolean;
-  storage?: Pick<Storage, "getItem" | "setItem" | "removeItem">;
+  sessionId?: string; // otherwise sessionStorage's (browser) or a new one
+  transport?: Transport; // default: fetchTransport(fetch, sendBeacon)
+  storage?: KeyValueStorage | null; // default: localStorage when persistKey is set
+  lifecycle?: Lifecycle | null; // default: browserLifecycle(); null: the shell calls hide()
+  fetch?: typeof fetch; // for the default transport
+  sendBeacon?: ((url: string, body: Blob) => boolean) | null; // for the default transport
   random?: () => number;
   now?: () => number;
-  setTimer?: (fn: () => void, ms: number) => unknown;
+  setTimer?: (fn: () => void, ms: number) => unknown; // JavaScriptCore has no setTimeout
 }
 
 export interface EmitterStats { queued: number; sent: number; dropped: number; rejected: number; retries: number; beacons: number }
+
+type Event = ClientTelemetryEvent & { event_id: string };
 
 /** A FIFO of at most ``limit`` items; pushing onto a full one drops the oldest (counted). */
 export class BoundedQueue<T> {
   private items: T[] = [];
   dropped = 0;
   constructor(readonly limit: number) {}
-  push(item: T): void {
-    this.items.push(item);
-    while (this.items.length > this.limit) {
-      this.items.shift();
-      this.dropped++;
-    }
-  }
-  unshiftAll(items: T[]): void {
+  push(item: T): void { this.unshiftAll([], item); }
+  /** Put ``items`` back in front (they are older than what is queued), keeping the bound. */
+  unshiftAll(items: T[], last?: T): void {
     this.items = items.concat(this.items);
+    if (last !== undefined) this.items.push(last);
     while (this.items.length > this.limit) {
       this.items.shift();
       this.dropped++;
@@ -85,40 +111,53 @@ export class BoundedQueue<T> {
   }
   take(count: number): T[] { return this.items.splice(0, count); }
   drain(): T[] { return this.items.splice(0); }
+  peek(): T[] { return this.items.slice(); }
   get size(): number { return this.items.length; }
 }
 
-const encoder = new TextEncoder();
-export const byteLength = (text: string): number => encoder.encode(text).length;
+/** UTF-8 length of ``text`` (no TextEncoder: JavaScriptCore has none). JSON.stringify never
+ * leaves a lone surrogate, so a high surrogate always starts a 4-byte pair. */
+export function byteLength(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    n += c < 0x80 ? 1 : c < 0x800 ? 2 : c >= 0xd800 && c < 0xdc00 ? (i++, 4) : 3;
+  }
+  return n;
+}
 
 /** The batch body for ``events`` (bare bodies of ``schema``). */
 export function batchBody(schema: string, events: object[]): string {
   return JSON.stringify({ schema, events });
 }
 
-/** Split ``events`` into bodies of at most ``maxBytes`` each (one oversized event alone). */
-export function splitBatches(schema: string, events: object[], maxBytes: number, maxEvents = 1000): string[] {
-  const bodies: string[] = [];
+/** ``events`` in groups whose batch bodies are at most ``maxBytes`` (one oversized event alone). */
+export function chunkEvents<T extends object>(schema: string, events: T[], maxBytes: number, maxEvents = 1000): T[][] {
+  const chunks: T[][] = [];
   const overhead = byteLength(batchBody(schema, []));
-  let current: string[] = [];
+  let current: T[] = [];
   let size = overhead;
   for (const event of events) {
-    const json = JSON.stringify(event);
-    const cost = byteLength(json) + (current.length ? 1 : 0);
-    if (current.length && (size + cost > maxBytes || current.length >= maxEvents)) {
-      bodies.push(`{"schema":${JSON.stringify(schema)},"events":[${current.join(",")}]}`);
+    const cost = byteLength(JSON.stringify(event)) + 1;
+    if (current.length && (size + cost > maxBytes + 1 || current.length >= maxEvents)) {
+      chunks.push(current);
       current = [];
       size = overhead;
     }
-    current.push(json);
-    size += byteLength(json) + (current.length > 1 ? 1 : 0);
+    current.push(event);
+    size += cost;
   }
-  if (current.length) bodies.push(`{"schema":${JSON.stringify(schema)},"events":[${current.join(",")}]}`);
-  return bodies;
+  if (current.length) chunks.push(current);
+  return chunks;
+}
+
+/** Split ``events`` into batch bodies of at most ``maxBytes`` each (one oversized event alone). */
+export function splitBatches(schema: string, events: object[], maxBytes: number, maxEvents = 1000): string[] {
+  return chunkEvents(schema, events, maxBytes, maxEvents).map((chunk) => batchBody(schema, chunk));
 }
 
 /** Milliseconds before retry ``attempt`` (1-based): Retry-After when given, else full jitter. */
-export function backoffMs(attempt: number, retryAfter: string | null, random: () => number, base = 500, cap = 30000): number {
+export function backoffMs(attempt: number, retryAfter: string | null | undefined, random: () => number, base = 500, cap = 30000): number {
   if (retryAfter) {
     const seconds = Number(retryAfter);
     if (Number.isFinite(seconds) && seconds >= 0) return Math.min(seconds * 1000, cap * 4);
@@ -147,12 +186,56 @@ export function traceparentNew(random: () => number = Math.random): string {
 
 /** A device or user id as the platform wants it kept: "sha256:" + hex of its SHA-256. */
 export async function hashedId(raw: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", encoder.encode(raw));
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(raw));
   return "sha256:" + Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+const g = globalThis as any;
+
+/** The browser transport (also Electron/Tauri renderers, WKWebView, Node 18+): ``fetch``
+ * with keepalive and credentials omitted; ``sendBeacon`` (text/plain) when there is one. */
+export function fetchTransport(
+  fetchImpl: typeof fetch = (...args) => g.fetch(...args),
+  sendBeacon: ((url: string, body: Blob) => boolean) | null = g.navigator?.sendBeacon ? (u, b) => g.navigator.sendBeacon(u, b) : null,
+): Transport {
+  return {
+    async send({ url, body, headers, keepalive }) {
+      try {
+        const response = await fetchImpl(url, { method: "POST", body, keepalive, credentials: "omit", headers });
+        const answer = response.status === 200 ? await response.json().catch(() => ({})) : {};
+        return { status: response.status, retryAfter: response.headers.get("Retry-After"), ...answer };
+      } catch {
+        return { status: 0 }; // network error, CORS refusal, page teardown
+      }
+    },
+    beacon: sendBeacon ? (url, body) => sendBeacon(url, new Blob([body], { type: "text/plain" })) : undefined,
+  };
+}
+
+/** The page is going away: ``pagehide``, or ``visibilitychange`` to hidden (mobile browsers
+ * often kill a hidden tab without a pagehide). */
+export function browserLifecycle(): Lifecycle {
+  return {
+    onHide(hide) {
+      g.addEventListener?.("pagehide", hide);
+      g.document?.addEventListener?.("visibilitychange", () => {
+        if (g.document.visibilityState === "hidden") hide();
+      });
+    },
+  };
+}
+
+/** localStorage when the page may use it (it throws in some private modes), else null. */
+export function browserStorage(): KeyValueStorage | null {
+  try {
+    return g.localStorage ?? null;
+  } catch {
+    return null;
+  }
+}
+
 export class Emitter {
-  readonly queue: BoundedQueue<ClientTelemetryEvent>;
+  readonly queue: BoundedQueue<Event>;
   readonly sessionId: string;
   readonly traceparent: string;
   private stats_: EmitterStats = { queued: 0, sent: 0, dropped: 0, rejected: 0, retries: 0, beacons: 0 };
@@ -160,10 +243,16 @@ export class Emitter {
   private timer: unknown = null;
   private inFlight = 0;
   private counter = 0;
-  private readonly o: Required<Omit<EmitterOptions, "persistKey" | "traceparent" | "storage" | "sendBeacon">> & EmitterOptions;
+  private owner = 0;
+  // Events sent and not yet answered, or waiting for a retry, by event id: the batch that
+  // owns each. A hide or close takes them over, and the earlier batch then leaves them be.
+  private readonly pending = new Map<string, [Event, number]>();
+  private readonly waits = new Set<() => void>();
+  private readonly transport: Transport;
+  private readonly storage: KeyValueStorage | null;
+  private readonly o: Required<Pick<EmitterOptions, "schema" | "base" | "maxQueue" | "maxBatchEvents" | "maxBatchBytes" | "flushIntervalMs" | "maxRetries" | "baseBackoffMs" | "maxBackoffMs" | "persistMax" | "random" | "now" | "setTimer">> & EmitterOptions;
 
   constructor(options: EmitterOptions) {
-    const g = globalThis as any;
     this.o = {
       schema: CLIENT_TELEMETRY_SCHEMA,
       base: {},
@@ -175,36 +264,34 @@ export class Emitter {
       baseBackoffMs: 500,
       maxBackoffMs: 30000,
       persistMax: 200,
-      fetch: (...args: Parameters<typeof fetch>) => g.fetch(...args),
       random: Math.random,
       now: Date.now,
-      setTimer: (fn: () => void, ms: number) => setTimeout(fn, ms),
-      sendBeacon: g.navigator?.sendBeacon ? (u: string, b: Blob) => g.navigator.sendBeacon(u, b) : undefined,
-      storage: options.persistKey ? g.localStorage : undefined,
+      setTimer: (fn: () => void, ms: number) => {
+        const timer = g.setTimeout(fn, ms);
+        timer?.unref?.(); // Node: a pending retry does not keep a quitting process alive
+        return timer;
+      },
       ...options,
-    } as any;
+    };
+    this.transport = options.transport ?? fetchTransport(options.fetch, options.sendBeacon);
+    this.storage = options.persistKey ? (options.storage === undefined ? browserStorage() : options.storage) : null;
     this.queue = new BoundedQueue(this.o.maxQueue);
     this.traceparent = options.traceparent || traceparentNew(this.o.random);
-    this.sessionId = this.sessionLoad();
+    this.sessionId = options.sessionId || this.sessionLoad();
     this.restore();
-    if (g.addEventListener) {
-      g.addEventListener("pagehide", () => this.flushBeacon());
-      g.document?.addEventListener?.("visibilitychange", () => {
-        if (g.document.visibilityState === "hidden") this.flushBeacon();
-      });
-    }
+    (options.lifecycle === undefined ? browserLifecycle() : options.lifecycle)?.onHide(() => this.hide());
   }
 
   /** Queue one event; the batch goes when it is full or after flushIntervalMs. */
   emit(event: ClientTelemetryEvent): void {
-    const full: ClientTelemetryEvent = {
+    const full = {
       schema_version: this.o.schema,
-      event_id: `evt_${this.sessionId}_${(this.counter++).toString(36)}_${hex(4, this.o.random)}`,
       occurred_at_unix_ms: this.o.now(),
       session_id: this.sessionId,
       ...this.o.base,
       ...event,
-    };
+    } as Event;
+    full.event_id ||= `evt_${this.sessionId}_${(this.counter++).toString(36)}_${hex(4, this.o.random)}`;
     this.queue.push(full);
     this.stats_.queued++;
     if (this.queue.size >= this.o.maxBatchEvents) void this.flush();
@@ -215,79 +302,119 @@ export class Emitter {
     return { ...this.stats_, dropped: this.queue.dropped };
   }
 
-  /** Send what is queued with fetch (keepalive when it fits); retried on 429/5xx/network. */
+  /** How many events are sent and unanswered or waiting for a retry. */
+  get unacknowledged(): number {
+    return this.pending.size;
+  }
+
+  /** Send what is queued (keepalive when it fits); retried on 429/5xx/network. */
   async flush(): Promise<void> {
     const events = [...this.dropReport(), ...this.queue.take(this.o.maxBatchEvents)];
     if (!events.length) return;
-    for (const body of splitBatches(this.o.schema, events, this.o.maxBatchBytes, this.o.maxBatchEvents)) {
-      await this.send(body, 1);
-    }
+    await this.sendAll(events, false);
     if (this.queue.size) this.schedule(0);
   }
 
-  /** Page is going away: everything queued goes by sendBeacon in bodies under 64 KiB;
-   * what the browser refuses is kept in storage for the next page. */
-  flushBeacon(): void {
-    const events = [...this.dropReport(), ...this.queue.drain()];
-    if (!events.length) return;
-    const beacon = this.o.sendBeacon;
-    const unsent: object[] = [];
-    for (const body of splitBatches(this.o.schema, events, this.o.maxBatchBytes, this.o.maxBatchEvents)) {
-      const ok = beacon ? beacon(this.url(true), new Blob([body], { type: "text/plain" })) : false;
-      if (ok) this.stats_.beacons++;
-      else unsent.push(...JSON.parse(body).events);
+  /** The app is going away (pagehide, a shell's quit or background message). Everything not
+   * yet acknowledged (queued, in flight, waiting for a retry) goes by beacon in bodies under
+   * 64 KiB; what the transport refuses stays queued and persisted for the next start. An
+   * event whose fetch was already answered is not pending any more, so it is not sent twice;
+   * one still in flight may arrive twice, and the platform stores it once (same source,
+   * event id and occurred-at). Without a beacon, this is ``close()`` not awaited. */
+  hide(): void {
+    const beacon = this.transport.beacon;
+    if (!beacon) {
+      this.save(); // if the shell is killed before close() is answered, the next start resends
+      void this.close();
+      return;
     }
-    this.persist(unsent);
+    const events = this.takeOver();
+    const refused: Event[] = [];
+    for (const chunk of chunkEvents(this.o.schema, events, this.o.maxBatchBytes, this.o.maxBatchEvents)) {
+      if (beacon(this.url(true), batchBody(this.o.schema, chunk))) this.stats_.beacons++;
+      else refused.push(...chunk);
+    }
+    this.queue.unshiftAll(refused);
+    this.save();
+  }
+
+  /** Kept for pages written against 0.1: the same as ``hide()``. */
+  flushBeacon(): void {
+    this.hide();
+  }
+
+  /** Send everything not yet acknowledged now, one attempt each, and resolve when answered:
+   * for a desktop shell's quit (``await emitter.close()`` before the app exits). What fails
+   * with a retryable status stays queued and persisted for the next start. */
+  async close(): Promise<void> {
+    await this.sendAll(this.takeOver(), true);
+  }
+
+  /** The drop report, the pending events and the queue, in that order, owned by nobody:
+   * every earlier batch leaves them be; its retry waits end now. */
+  private takeOver(): Event[] {
+    const events = [...this.dropReport(), ...[...this.pending.values()].map(([event]) => event), ...this.queue.drain()];
+    this.pending.clear();
+    this.waits.forEach((wake) => wake());
+    return events;
+  }
+
+  private async sendAll(events: Event[], closing: boolean): Promise<void> {
+    const owner = ++this.owner;
+    for (const event of events) this.pending.set(event.event_id, [event, owner]);
+    const chunks = chunkEvents(this.o.schema, events, this.o.maxBatchBytes, this.o.maxBatchEvents);
+    await Promise.all(chunks.map((chunk) => this.deliver(chunk, owner, 1, closing)));
   }
 
   private url(beacon: boolean): string {
-    const params = new URLSearchParams({ api_key: this.o.apiKey });
-    if (beacon) params.set("traceparent", this.traceparent); // a beacon cannot set headers
-    return `${this.o.endpoint}?${params}`;
+    let url = `${this.o.endpoint}?api_key=${encodeURIComponent(this.o.apiKey)}`;
+    if (beacon) url += `&traceparent=${this.traceparent}`; // a beacon cannot set headers
+    return url;
   }
 
-  private async send(body: string, attempt: number): Promise<void> {
+  /** Send the events of ``chunk`` still owned by ``owner``; retry while allowed. */
+  private async deliver(chunk: Event[], owner: number, attempt: number, closing: boolean): Promise<void> {
+    const live = chunk.filter((event) => this.pending.get(event.event_id)?.[1] === owner);
+    if (!live.length) return; // taken over by a hide or close meanwhile
+    const body = batchBody(this.o.schema, live);
     const size = byteLength(body);
-    let status = 0;
-    let retryAfter: string | null = null;
     this.inFlight += size;
-    try {
-      const response = await this.o.fetch(this.url(false), {
-        method: "POST",
-        body,
-        keepalive: this.inFlight <= KEEPALIVE_LIMIT,
-        credentials: "omit",
-        headers: {
-          "Content-Type": "text/plain",
-          traceparent: this.traceparent,
-          "x-request-id": hex(16, this.o.random),
-        },
-      });
-      status = response.status;
-      retryAfter = response.headers.get("Retry-After");
-      if (status === 200) {
-        const answer = await response.json().catch(() => ({}));
-        this.stats_.sent += answer.accepted ?? 0;
-        this.stats_.rejected += answer.rejected ?? 0;
+    const answer = await this.transport.send({
+      url: this.url(false),
+      body,
+      keepalive: this.inFlight <= KEEPALIVE_LIMIT,
+      headers: { "Content-Type": "text/plain", traceparent: this.traceparent, "x-request-id": hex(16, this.o.random) },
+    });
+    this.inFlight -= size;
+    const mine = live.filter((event) => this.pending.get(event.event_id)?.[1] === owner);
+    const { status } = answer;
+    if (status === 200) {
+      this.stats_.sent += answer.accepted ?? 0;
+      this.stats_.rejected += answer.rejected ?? 0;
+    } else if (retryable(status) && mine.length && (closing || attempt <= this.o.maxRetries)) {
+      if (closing) {
+        this.release(mine);
+        this.queue.unshiftAll(mine);
+        this.save();
         return;
       }
-    } catch {
-      status = 0; // network error, CORS refusal, page teardown
-    } finally {
-      this.inFlight -= size;
+      this.stats_.retries++;
+      this.save(); // a page killed during the wait keeps them for its next load
+      const wait = backoffMs(attempt, answer.retryAfter, this.o.random, this.o.baseBackoffMs, this.o.maxBackoffMs);
+      await new Promise<void>((resolve) => {
+        this.waits.add(resolve);
+        this.o.setTimer(resolve, wait);
+      });
+      return this.deliver(mine, owner, attempt + 1, closing);
+    } else {
+      this.stats_.rejected += mine.length;
     }
-    if (!retryable(status) || attempt > this.o.maxRetries) {
-      this.stats_.rejected += JSON.parse(body).events.length;
-      return;
-    }
-    this.stats_.retries++;
-    const wait = backoffMs(attempt, retryAfter, this.o.random, this.o.baseBackoffMs, this.o.maxBackoffMs);
-    // Until the retry goes, the events are persisted: a page closed meanwhile keeps them.
-    const events = JSON.parse(body).events;
-    this.persist(events);
-    await new Promise<void>((resolve) => this.o.setTimer(resolve, wait));
-    this.persist([]);
-    await this.send(body, attempt + 1);
+    this.release(mine);
+    this.save();
+  }
+
+  private release(events: Event[]): void {
+    for (const event of events) this.pending.delete(event.event_id);
   }
 
   private schedule(ms: number): void {
@@ -300,7 +427,7 @@ export class Emitter {
 
   /** The drops since the last report, as one delivery_error event of the contract (or none);
    * it travels ahead of the batch, outside the queue, so it displaces no event. */
-  private dropReport(): ClientTelemetryEvent[] {
+  private dropReport(): Event[] {
     const dropped = this.queue.dropped - this.reportedDrops;
     if (dropped <= 0) return [];
     this.reportedDrops = this.queue.dropped;
@@ -315,41 +442,47 @@ export class Emitter {
   }
 
   private sessionLoad(): string {
-    const g = globalThis as any;
+    const created = `sess_${hex(12, this.o.random)}`;
     try {
       const existing = g.sessionStorage?.getItem("tgp.session_id");
       if (existing) return existing;
-      const created = `sess_${hex(12, this.o.random)}`;
       g.sessionStorage?.setItem("tgp.session_id", created);
-      return created;
     } catch {
-      return `sess_${hex(12, this.o.random)}`;
+      // no sessionStorage (a shell, a sandboxed frame): a session per emitter
     }
+    return created;
   }
 
-  private persist(events: object[]): void {
-    const storage = this.o.storage;
-    if (!this.o.persistKey || !storage) return;
+  /** Persist what is not acknowledged (pending, then queued; the newest persistMax). */
+  private save(): void {
+    const storage = this.storage;
+    if (!storage) return;
+    const events = [...[...this.pending.values()].map(([event]) => event), ...this.queue.peek()];
     try {
-      if (!events.length) storage.removeItem(this.o.persistKey);
-      else storage.setItem(this.o.persistKey, JSON.stringify(events.slice(-this.o.persistMax)));
+      if (!events.length) storage.removeItem(this.o.persistKey!);
+      else storage.setItem(this.o.persistKey!, JSON.stringify(events.slice(-this.o.persistMax)));
     } catch {
       // storage full or disabled: the events are lost, as without persistence
     }
   }
 
   private restore(): void {
-    const storage = this.o.storage;
-    if (!this.o.persistKey || !storage) return;
+    const storage = this.storage;
+    if (!storage) return;
     try {
-      const saved = JSON.parse(storage.getItem(this.o.persistKey) || "[]");
-      storage.removeItem(this.o.persistKey);
+      const saved = JSON.parse(storage.getItem(this.o.persistKey!) || "[]");
+      storage.removeItem(this.o.persistKey!);
       if (Array.isArray(saved) && saved.length) {
         this.queue.unshiftAll(saved.slice(-this.o.persistMax));
         this.schedule(0);
       }
     } catch {
-      storage.removeItem(this.o.persistKey);
+      storage.removeItem(this.o.persistKey!);
     }
   }
+}
+
+/** ``new Emitter(options)``: the name the shells' examples use. */
+export function createEmitter(options: EmitterOptions): Emitter {
+  return new Emitter(options);
 }
