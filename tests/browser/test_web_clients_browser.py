@@ -7,11 +7,14 @@ browser's own preflights, CORS checks and beacons on page close.
 
 from __future__ import annotations
 
+import http.client
+import json
 import shutil
 import threading
 import time
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -31,7 +34,7 @@ EMITTER_PAGE = """<!doctype html><meta charset="utf-8"><title>emitter</title>
   const params = new URLSearchParams(location.search);
   window.emitter = new TelemetryEmitter.Emitter({
     endpoint: params.get("endpoint"), apiKey: params.get("key"),
-    flushIntervalMs: 600000, maxRetries: 0,
+    flushIntervalMs: 600000, maxRetries: Number(params.get("retries") || 0),
     base: {surface: "CLIENT_SURFACE_WEB", client_build_id: "web-test", app_version: "1.0.0"},
   });
 </script>"""
@@ -72,6 +75,86 @@ def page_server(tmp_path):
     yield f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}", port
     server.shutdown()
     server.server_close()
+
+
+class _FlakyPlatform(BaseHTTPRequestHandler):
+    """Forwards to the live server; answers the next ``fail`` POSTs 503 (Retry-After: 60,
+    readable by the page) instead, holds the next POST ``delay`` seconds before forwarding
+    it, and records the event ids of every POST it receives."""
+
+    upstream: tuple[str, int]
+    state: dict
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_OPTIONS(self) -> None:
+        self._forward(b"")
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        ids = [event["event_id"] for event in json.loads(body)["events"]]
+        with self.state["lock"]:
+            self.state["posts"].append(ids)
+            fail = self.state["fail"] > 0
+            self.state["fail"] -= fail
+            delay = self.state["delay"]
+            self.state["delay"] = 0
+        if not fail:
+            time.sleep(delay)
+            self._forward(body)
+            return
+        self.send_response(503)
+        for name, value in (
+            ("Access-Control-Allow-Origin", self.headers["Origin"]),
+            ("Access-Control-Expose-Headers", "retry-after"),
+            ("Retry-After", "60"),
+            ("Content-Type", "application/json"),
+            ("Content-Length", "40"),
+        ):
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(b'{"error":{"code":"store_unavailable"}} ')
+
+    def _forward(self, body: bytes) -> None:
+        connection = http.client.HTTPConnection(*self.upstream, timeout=30)
+        skip = {"host", "connection", "content-length"}
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
+        connection.request(self.command, self.path, body=body or None, headers=headers)
+        answer = connection.getresponse()
+        content = answer.read()
+        self.send_response(answer.status)
+        for name, value in answer.getheaders():
+            if name.lower() not in {"connection", "transfer-encoding", "content-length"}:
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
+        connection.close()
+
+
+@pytest.fixture
+def flaky_platform(live_server):
+    """A proxy in front of the live server: (its url, its state: fail count, POSTed ids)."""
+    url = urlsplit(live_server.url)
+    state = {"lock": threading.Lock(), "fail": 0, "delay": 0.0, "posts": []}
+    handler = type(
+        "Handler", (_FlakyPlatform,), {"upstream": (url.hostname, url.port), "state": state}
+    )
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", state
+    server.shutdown()
+    server.server_close()
+
+
+def wait_until(ready, seconds: float = 10.0) -> None:
+    """Wait until ``ready()`` holds; fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not ready():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
 
 
 def publishable_key(origin: str, *schemas: str) -> str:
@@ -150,6 +233,87 @@ def test_emitter_beacon_on_close_delivers_the_queue_and_other_origins_are_refuse
         "preflighted"
     )
     assert not any(p.get("replay", {}).get("status") == "refused" for p in payloads)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_retry_pending_at_page_close_is_beaconed_and_answered_events_are_not_resent(
+    live_server, platform_config, page_server, flaky_platform
+):
+    """A batch answered 503 waits 60 s for its retry; the page closes meanwhile: the beacon
+    carries it with the queue, and each event is stored once. On another page a batch
+    answered 200 before the close is not in that page's beacon. On a third, a slow request
+    still in flight at the close arrives as well as the beacon: stored once."""
+    client_telemetry_schema_register()
+    base, origin, _ = page_server
+    proxy, state = flaky_platform
+    key = publishable_key(origin, CLIENT_TELEMETRY_SCHEMA)
+    page_url = f"{base}/emitter.html?endpoint={proxy}/api/v1/events&key={key}&retries=3"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            context = browser.new_context()
+            context.set_default_timeout(TIMEOUT_MS)
+            page = context.new_page()
+            page.goto(page_url)
+            state["fail"] = 1
+            page.evaluate(
+                """() => {
+                  for (let i = 0; i < 3; i++) emitter.emit({reconnect: {attempt: i + 1}});
+                  void emitter.flush();  // answered 503: waits for Retry-After (60 s)
+                }"""
+            )
+            page.wait_for_function("emitter.stats().retries === 1")
+            page.evaluate("emitter.emit({reconnect: {attempt: 4, reason_code: 'queued'}})")
+            assert page.evaluate("emitter.unacknowledged") == 3
+            page.close(run_before_unload=True)
+
+            answered = context.new_page()
+            answered.goto(page_url)
+            stats = answered.evaluate(
+                """async () => {
+                  emitter.emit({replay: {status: "answered", head_seq: 1}});
+                  await emitter.flush();
+                  emitter.emit({replay: {status: "after", head_seq: 2}});
+                  return emitter.stats();
+                }"""
+            )
+            assert stats["sent"] == 1, stats
+            answered.close(run_before_unload=True)
+
+            # A slow request still in flight at the close: it and the beacon both arrive.
+            slow = context.new_page()
+            slow.goto(page_url)
+            time.sleep(0.2)  # the previous page's beacon is in
+            state["delay"] = 1.5
+            slow.evaluate(
+                """() => {
+                  for (let i = 0; i < 2; i++) emitter.emit({auth_failure: {http_status: 401 + i}});
+                  void emitter.flush();
+                }"""
+            )
+            wait_until(lambda: len(state["posts"]) == 5)
+            slow.close(run_before_unload=True)
+            time.sleep(BEACON_WAIT_SECONDS)
+        finally:
+            browser.close()
+    failed, beacon, fetched, last, in_flight, *rest = state["posts"]
+    assert rest == [in_flight], "the slow fetch once, and its events once by beacon"
+    assert len(failed) == 3 and len(fetched) == 1 and len(last) == 1, state["posts"]
+    assert beacon[:3] == failed and len(beacon) == 4, "the 503'd batch, then the queue"
+    assert not set(last) & set(fetched), "an answered event is not sent again"
+    events = list(Event.objects.filter(source="web-page"))
+    stored = [event.event_id for event in events]
+    assert sorted(stored) == sorted(beacon + fetched + last + in_flight), "each stored once"
+    statuses = sorted(
+        int(e.payload["auth_failure"]["http_status"]) for e in events if "auth_failure" in e.payload
+    )
+    assert statuses == [401, 402]
+    attempts = sorted(
+        int(e.payload["reconnect"]["attempt"]) for e in events if "reconnect" in e.payload
+    )
+    assert attempts == [1, 2, 3, 4]
 
 
 @pytest.mark.django_db(transaction=True)
