@@ -98,6 +98,7 @@ class ChangeKind(models.TextChoices):
     SCHEMA_STATUS = "schema_status", "Schema lifecycle"
     BREAKING_RULES = "breaking_rules", "Schema breaking-change rules"
     METRIC_DEFINITION = "metric_definition", "Metric definition"
+    OTLP_LOG_ROUTE = "otlp_log_route", "OTLP log route"
 
 
 class ChangeStatus(models.TextChoices):

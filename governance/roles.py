@@ -20,6 +20,7 @@ _GOVERNANCE_MODELS = (
     "retentionoverride",
     "legalhold",
     "metricdefinition",
+    "otlplogroute",
     "changerequest",
     "policyversion",
     "policyreview",

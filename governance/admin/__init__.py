@@ -1,5 +1,5 @@
 """Admin of governance: registry, field policies, retention, and the reviewed workflow."""
 
-from . import metrics, policies, registry, retention, workflow
+from . import metrics, otlp, policies, registry, retention, workflow
 
-__all__ = ["metrics", "policies", "registry", "retention", "workflow"]
+__all__ = ["metrics", "otlp", "policies", "registry", "retention", "workflow"]

@@ -20,7 +20,9 @@ class ChangeRequest(models.Model):
     target = models.CharField(max_length=300, db_index=True)
     summary = models.CharField(max_length=300)
     reason = models.TextField(help_text="Why this change is needed.")
-    payload = models.JSONField(help_text="The proposed state of the target (the parts changed).")
+    payload = models.JSONField(
+        null=True, help_text="The proposed state of the target (null: remove it)."
+    )
     base_state = models.JSONField(null=True, blank=True)
     base_version = models.PositiveIntegerField(default=0)
     status = models.CharField(

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
+from django.core.validators import slug_re
 from django.db import transaction
 from django.utils.dateparse import parse_datetime
 
@@ -20,6 +21,7 @@ from ..models import (
     FieldPolicy,
     LegalHold,
     MetricDefinition,
+    OtlpLogRoute,
     RetentionOverride,
     ScannerRule,
     Schema,
@@ -46,6 +48,7 @@ from .configuration import (
     schema_breaking_rules_set,
     schema_revision_status_change,
 )
+from .otlp_routes import ROUTE_DEFAULTS, otlp_log_route_delete, otlp_log_route_save
 
 NEW_HOLD_TARGET = "legal_hold:new"
 MAX_KEEP_CHARS = 64
@@ -721,6 +724,78 @@ def metric_definition_apply(
     return f"metric {name} saved"
 
 
+# -- OTLP log routes: target "otlp_log_route:NAME", payload the route (None: remove it) -----
+
+ROUTE_TEXT_LIMITS = {
+    "match_event_name": 200,
+    "match_scope": 200,
+    "match_service": 200,
+    "schema_name": 200,
+    "description": 300,
+}
+MAX_ROUTE_PRIORITY = 1_000_000
+
+
+def _route_name(target: str) -> str:
+    name = _target_name(target, "otlp_log_route")
+    if not slug_re.fullmatch(name) or len(name) > 100:
+        raise invalid(f"route name {name!r}: letters, digits, '-' and '_' (at most 100)")
+    return name
+
+
+def otlp_log_route_state(target: str) -> dict[str, Any] | None:
+    route = OtlpLogRoute.objects.filter(name=_route_name(target)).first()
+    return None if route is None else {key: getattr(route, key) for key in ROUTE_DEFAULTS}
+
+
+def otlp_log_route_validate(target: str, payload: Any) -> dict[str, Any] | None:
+    """A route's settings: shell patterns, a priority, and a registered schema (blank
+    rejects the matching records); None removes the route."""
+    name = _route_name(target)
+    if payload is None:
+        if not OtlpLogRoute.objects.filter(name=name).exists():
+            raise invalid(f"no OTLP log route {name!r} to remove")
+        return None
+    if not isinstance(payload, dict):
+        raise invalid("an OTLP log route is an object")
+    unknown = sorted(set(payload) - set(ROUTE_DEFAULTS))
+    if unknown:
+        raise invalid("unknown key(s) " + ", ".join(map(repr, unknown)))
+    values = ROUTE_DEFAULTS | payload
+    priority = values["priority"]
+    if (
+        not isinstance(priority, int)
+        or isinstance(priority, bool)
+        or not 0 <= priority <= MAX_ROUTE_PRIORITY
+    ):
+        raise invalid(f"priority: a whole number from 0 to {MAX_ROUTE_PRIORITY}")
+    for key, limit in ROUTE_TEXT_LIMITS.items():
+        if not isinstance(values[key], str) or len(values[key]) > limit:
+            raise invalid(f"{key}: text of at most {limit} characters")
+    schema_name = values["schema_name"]
+    if schema_name and not Schema.objects.filter(name=schema_name).exists():
+        raise invalid(f"schema_name: no schema named {schema_name!r}")
+    return {key: values[key] for key in ROUTE_DEFAULTS}
+
+
+def otlp_log_route_apply(
+    target: str, payload: Any, actor: AbstractBaseUser, author: AbstractBaseUser
+) -> str:
+    name = _route_name(target)
+    if payload is None:
+        otlp_log_route_delete(name=name, actor=actor)
+        return f"OTLP log route {name} removed"
+    route = otlp_log_route_save(name=name, actor=actor, **payload)
+    return f"OTLP log route {route}"
+
+
+def otlp_log_route_summary(target: str, payload: Any) -> str:
+    name = target.partition(":")[2]
+    if payload is None:
+        return f"OTLP log route {name}: removed"
+    return f"OTLP log route {name} -> {payload['schema_name'] or 'reject'}"
+
+
 KINDS: dict[str, ChangeKindSpec] = {
     spec.kind: spec
     for spec in (
@@ -802,6 +877,13 @@ KINDS: dict[str, ChangeKindSpec] = {
             summary=lambda target, payload: (
                 f"Metric {target.partition(':')[2]}" + (": removed" if payload is None else "")
             ),
+        ),
+        ChangeKindSpec(
+            ChangeKind.OTLP_LOG_ROUTE,
+            state=otlp_log_route_state,
+            validate=otlp_log_route_validate,
+            apply=otlp_log_route_apply,
+            summary=otlp_log_route_summary,
         ),
     )
 }

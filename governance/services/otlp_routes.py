@@ -27,6 +27,15 @@ DEFAULT_ROUTES = (
     },
 )
 ROUTE_FIELDS = ("priority", "match_event_name", "match_scope", "match_service", "schema_name")
+# A route's settings as a change request or a plan file carries them, with their defaults.
+ROUTE_DEFAULTS: dict[str, object] = {
+    "priority": 100,
+    "match_event_name": "",
+    "match_scope": "",
+    "match_service": "",
+    "schema_name": "",
+    "description": "",
+}
 
 
 @transaction.atomic

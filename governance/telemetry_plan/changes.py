@@ -11,7 +11,7 @@ from django.db import transaction
 
 from ..choices import ChangeKind, RevisionStatus
 from ..metric_plans import MetricDefinitionError, metric_compile
-from ..models import ChangeRequest, MetricDefinition, Schema, SchemaRevision
+from ..models import ChangeRequest, MetricDefinition, OtlpLogRoute, Schema, SchemaRevision
 from ..schemas import leaf_fields, load_schema
 from ..selectors import field_policy_specs
 from ..services import (
@@ -31,6 +31,7 @@ KIND_ORDER = (
     ChangeKind.SCHEMA_STATUS,
     ChangeKind.RETENTION_OVERRIDE,
     ChangeKind.METRIC_DEFINITION,
+    ChangeKind.OTLP_LOG_ROUTE,
 )
 
 
@@ -142,6 +143,24 @@ def _proposals(schema: Schema, plan: TelemetryPlan, errors: list[str]) -> list[t
     for name in MetricDefinition.objects.filter(schema=schema).values_list("name", flat=True):
         if name not in plan.metrics:
             proposals.append((ChangeKind.METRIC_DEFINITION, f"metric:{name}", None))
+    proposals.extend(_route_proposals(schema, plan, errors))
+    return proposals
+
+
+def _route_proposals(schema: Schema, plan: TelemetryPlan, errors: list[str]) -> list[tuple]:
+    """The routes sending records to the schema: as planned, and the others removed. A
+    route of another schema (or a rejecting one) is that plan's, or the admin's, to move."""
+    proposals: list[tuple] = []
+    current = dict(OtlpLogRoute.objects.values_list("name", "schema_name"))
+    for name, settings in sorted(plan.otlp_log_routes.items()):
+        if current.get(name, schema.name) != schema.name:
+            errors.append(f"{schema.name}: OTLP log route {name} sends records elsewhere")
+            continue
+        payload = {"schema_name": schema.name, **settings}
+        proposals.append((ChangeKind.OTLP_LOG_ROUTE, f"otlp_log_route:{name}", payload))
+    for name, target_schema in sorted(current.items()):
+        if target_schema == schema.name and name not in plan.otlp_log_routes:
+            proposals.append((ChangeKind.OTLP_LOG_ROUTE, f"otlp_log_route:{name}", None))
     return proposals
 
 

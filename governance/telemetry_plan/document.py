@@ -12,7 +12,7 @@ from ..compatibility import CATEGORIES, DEFAULT_CATEGORY
 from ..policies import PolicyDocumentError, policy_entry_dump, policy_entry_parse
 from ..redaction import PolicySpec
 
-PLAN_KEYS = {"schema", "breaking", "retention_override", "revisions", "metrics"}
+PLAN_KEYS = {"schema", "breaking", "retention_override", "revisions", "metrics", "otlp_log_routes"}
 BREAKING_DEFAULTS: dict[str, Any] = {
     "category": DEFAULT_CATEGORY,
     "ignore": [],
@@ -30,6 +30,14 @@ METRIC_DEFAULTS: dict[str, Any] = {
     "buckets": [],
     "max_series": 1000,
     "enabled": True,
+}
+# An OTLP log route sending records to the plan's schema (its schema_name is the plan's).
+ROUTE_DEFAULTS: dict[str, Any] = {
+    "priority": 100,
+    "match_event_name": "",
+    "match_scope": "",
+    "match_service": "",
+    "description": "",
 }
 
 
@@ -62,6 +70,7 @@ class TelemetryPlan:
     retention_override: dict[str, Any] | None
     revisions: dict[int, RevisionPlan]
     metrics: dict[str, MetricPlan]
+    otlp_log_routes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def plan_yaml_dump(plan: TelemetryPlan) -> str:
@@ -89,6 +98,15 @@ def plan_yaml_dump(plan: TelemetryPlan) -> str:
             for name in sorted(plan.metrics)
         },
     }
+    if plan.otlp_log_routes:  # left out when no route names the schema
+        document["otlp_log_routes"] = {
+            name: {
+                key: value
+                for key, value in plan.otlp_log_routes[name].items()
+                if ROUTE_DEFAULTS.get(key) != value
+            }
+            for name in sorted(plan.otlp_log_routes)
+        }
     return yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=100)
 
 
@@ -183,6 +201,24 @@ def _metrics(raw: Any, errors: list[str]) -> dict[str, MetricPlan]:
     return metrics
 
 
+def _routes(raw: Any, errors: list[str]) -> dict[str, dict[str, Any]]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        errors.append("otlp_log_routes: map route names to {priority: N, match_scope: ...}")
+        return {}
+    routes = {}
+    for name, entry in raw.items():
+        entry = {} if entry is None else entry
+        where = f"otlp_log_routes.{name}"
+        if not isinstance(name, str) or not isinstance(entry, dict):
+            errors.append(f"{where}: expected {{priority: N, match_event_name: ..., ...}}")
+            continue
+        errors.extend(f"{where}: unknown key {key!r}" for key in entry if key not in ROUTE_DEFAULTS)
+        routes[name] = ROUTE_DEFAULTS | {k: v for k, v in entry.items() if k in ROUTE_DEFAULTS}
+    return routes
+
+
 def plan_yaml_parse(text: str) -> TelemetryPlan:
     """Parse and check the shape of a plan; every problem is listed, with its key path.
 
@@ -207,6 +243,7 @@ def plan_yaml_parse(text: str) -> TelemetryPlan:
         retention_override=_retention(document.get("retention_override"), errors),
         revisions=_revisions(document.get("revisions"), errors),
         metrics=_metrics(document.get("metrics"), errors),
+        otlp_log_routes=_routes(document.get("otlp_log_routes"), errors),
     )
     if errors:
         raise PlanDocumentError(errors)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from ..models import MetricDefinition, RetentionOverride, Schema
+from ..models import MetricDefinition, OtlpLogRoute, RetentionOverride, Schema
 from ..selectors import field_policy_specs
 from ..services.change_kinds import breaking_rules_state
-from .document import METRIC_DEFAULTS, MetricPlan, RevisionPlan, TelemetryPlan
+from .document import METRIC_DEFAULTS, ROUTE_DEFAULTS, MetricPlan, RevisionPlan, TelemetryPlan
 
 
 def schema_plan_get(*, schema: Schema) -> TelemetryPlan:
-    """The schema's breaking rules, retention override, revisions with policies, metrics."""
+    """The schema's breaking rules, retention override, revisions with policies, metrics
+    and the OTLP log routes that send records to it."""
     override = RetentionOverride.objects.filter(schema=schema).first()
     return TelemetryPlan(
         schema=schema.name,
@@ -29,5 +30,9 @@ def schema_plan_get(*, schema: Schema) -> TelemetryPlan:
                 settings={key: getattr(definition, key) for key in METRIC_DEFAULTS},
             )
             for definition in MetricDefinition.objects.filter(schema=schema).order_by("name")
+        },
+        otlp_log_routes={
+            route.name: {key: getattr(route, key) for key in ROUTE_DEFAULTS}
+            for route in OtlpLogRoute.objects.filter(schema_name=schema.name).order_by("name")
         },
     )
