@@ -402,8 +402,12 @@ export class Emitter {
       this.save(); // a page killed during the wait keeps them for its next load
       const wait = backoffMs(attempt, answer.retryAfter, this.o.random, this.o.baseBackoffMs, this.o.maxBackoffMs);
       await new Promise<void>((resolve) => {
-        this.waits.add(resolve);
-        this.o.setTimer(resolve, wait);
+        const wake = () => {
+          this.waits.delete(wake);
+          resolve();
+        };
+        this.waits.add(wake);
+        this.o.setTimer(wake, wait);
       });
       return this.deliver(mine, owner, attempt + 1, closing);
     } else {

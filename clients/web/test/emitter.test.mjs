@@ -89,6 +89,7 @@ test("a 429 is retried after its Retry-After; a 400 is dropped without retry", a
   assert.ok(timers.includes(2000));
   assert.equal(e.stats().sent, 1);
   assert.equal(e.stats().retries, 1);
+  assert.equal(e.waits.size, 0, "a retry wait that ended is forgotten");
   const bad = fakeFetch([[400]]);
   const second = emitter(bad.fn, { flushIntervalMs: 999999 }).e;
   second.emit({ replay: { status: "live" } });

@@ -66,6 +66,7 @@ test("events waiting for a retry (after a 503) go by beacon on hide, and the ret
   for (const t of timers.filter((t) => t.ms === 30000)) t.fn();
   await tick();
   assert.equal(sends.length, 1, "nothing is sent again after the beacon");
+  assert.equal(e.waits.size, 0, "no retry wait is left behind");
   assert.equal(e.unacknowledged, 0);
   assert.equal(e.stats().beacons, 1);
 });
