@@ -172,7 +172,7 @@ def subject_rows(hashes) -> dict[str, int]:
 
 def _post(url: str, secret: str, body: dict) -> dict:
     data = json.dumps(body).encode()
-    call = urllib.request.Request(
+    call = urllib.request.Request(  # noqa: S310 (the live test server)
         url,
         data=data,
         method="POST",
