@@ -24,6 +24,12 @@ BEAT_SCHEDULE: dict[str, tuple[str, dict[str, str], dict]] = {
         {"minute": "37", "hour": "*"},
         {},
     ),
+    # Erasures a killed worker left, and rows kept for a hold since released.
+    "resume erasures": (
+        "privacy.tasks.resume_erasures",
+        {"minute": "*/10", "hour": "*"},
+        {},
+    ),
 }
 
 
