@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     env = e2e.server_env(TELEMETRY_PUBLISHABLE_IP_EVENTS_PER_SECOND="1000000")
     per_segment = int(args.rate * args.seconds)
     records: dict[str, list[tuple]] = {name: [] for name in PATHS}
+    cpu: dict[str, Counter] = {name: Counter() for name in PATHS}
+    wall: Counter = Counter()
     machine = e2e.machine_info(args.workers, args.threads)
     with tempfile.TemporaryDirectory() as workdir:
         try:
@@ -176,7 +179,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             if name == "beacon"
                             else native_requests(tag, per_segment, secret, start_ms)
                         )
+                        before, began = e2e.cpu_snapshot(server), time.perf_counter()
                         part = open_loop(server.port, batch, args.rate, args.threads)
+                        wall[name] += time.perf_counter() - began
+                        cpu[name].update(e2e.cpu_seconds(before, e2e.cpu_snapshot(server)))
                         records[name].extend(part)
                         lost = sum(not r[3] for r in part)
                         print(f"round {number + 1}/{args.rounds} {name}: {len(part)} requests, "
@@ -186,7 +192,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             support.database_drop(e2e.BENCH_DB)
     runs = {
-        name: summarize(part, args.rate, args.seconds * args.rounds)
+        name: {
+            **summarize(part, args.rate, args.seconds * args.rounds),
+            **e2e.cpu_summary(cpu[name], sum(r[3] for r in part), wall[name]),
+        }
         for name, part in records.items()
     }
     return {
@@ -211,6 +220,14 @@ def print_report(report: dict[str, Any]) -> None:
     for name, row in report["runs"].items():
         print(f"{name:<12} " + " ".join(f"{row[c]!s:>14}" for c in columns))
     print(f"beacon p50 / native JSON p50: {report['beacon_over_native_p50']:.2f}")
+    print("CPU µs per request (server = gunicorn, postgres = the bench database's backends):")
+    for name, row in report["runs"].items():
+        used = row["cpu_us_per_event"]
+        print(
+            f"  {name:<12} server {used['server']:>8} postgres {used['postgres']:>8} "
+            f"redis {used['redis']:>6}  others' share of the machine "
+            f"{row['others_share_of_machine']:.0%}"
+        )
     print(f"load average at start: {report['machine']['load_average_at_start']} (shared machine)")
 
 
