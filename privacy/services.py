@@ -143,3 +143,11 @@ def subject_request_reject(*, request: SubjectRequest, actor: AbstractBaseUser) 
     request.save()
     _audit("privacy.subject_request.rejected", request, actor)
     return request
+
+
+def subject_request_download_record(
+    *, request: SubjectRequest, actor: AbstractBaseUser, what: str
+) -> None:
+    """Record that someone downloaded a request's certificate or its access export
+    (``what``: certificate, export.jsonl, export.csv): who took a copy is part of the trail."""
+    _audit("privacy.subject_request.downloaded", request, actor, download=what)
