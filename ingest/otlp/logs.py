@@ -6,8 +6,10 @@ fields by name, dots and dashes read as underscores (``user.id`` -> ``user_id``)
 attribute whose name starts with a string map's name fills that map
 (``http.request.header.cookie`` -> ``http_request_header["cookie"]``); the rest go to the
 message's ``attributes`` map, or, when it has none, are unclassified: dropped or the record
-rejected, per TELEMETRY_UNCLASSIFIED_FIELDS. The record's time (else its observed time)
-fills the occurred-at field, trace and span ids a traceparent, ``service.name`` the source.
+rejected, per TELEMETRY_UNCLASSIFIED_FIELDS. ``url.full`` / ``url.query`` keep parameter
+names but not values (nor a URL's user:password@), wherever they land. The
+record's time (else its observed time) fills the occurred-at field, trace and span ids a
+traceparent, ``service.name`` the source.
 """
 
 from __future__ import annotations
@@ -28,11 +30,15 @@ from governance.schemas import TIMESTAMP_TYPE
 from ..codes import RejectCode
 from ..pipeline import BatchError, KeyScope, RawItem, Rejection
 from .codes import OtlpCode
-from .values import any_value_plain, plain_text, rfc3339_nanos
+from .values import any_value_plain, plain_text, rfc3339_nanos, url_parameters_redacted
 
 # OpenTelemetry's default attribute count limit is 128; twice that is refused outright.
 MAX_ATTRIBUTES = 256
 MAX_NAME_IN_MESSAGE = 100
+# Semantic-convention URL attributes: their parameter values never reach the pipeline
+# (url.full with user:password@ too), whichever field or map they land in; the field's own
+# policy (a scan) applies after.
+URL_FIELDS = {"url_full": False, "url_query": True}  # name -> is a bare query string
 INTEGER_TYPES = frozenset(
     {
         FieldDescriptor.TYPE_INT32,
@@ -286,6 +292,8 @@ def _place(
     unclassified: str,
 ) -> Rejection | None:
     name = key.replace(".", "_").replace("-", "_")
+    if name in URL_FIELDS:
+        value = url_parameters_redacted(plain_text(value), whole_query=URL_FIELDS[name])
     if name not in target.taken:
         if name in target.strings:
             body[name] = plain_text(value)

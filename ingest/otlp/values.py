@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,3 +54,22 @@ def rfc3339_nanos(nanos: int) -> str | None:
     except (OverflowError, OSError, ValueError):
         return None
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{fraction:09d}Z"
+
+
+_URL_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#@]*@")
+_PARAMETER_VALUE = re.compile(r"=[^&#;]*")
+REDACTED = "redacted"
+
+
+def url_parameters_redacted(text: str, *, whole_query: bool = False) -> str:
+    """A URL (or, with ``whole_query``, a bare query string) with every query and fragment
+    parameter's value and any user:password@ replaced by ``redacted``; names, host and
+    path kept. Query strings carry tokens, e-mail addresses and keys no scanner knows the
+    shape of (``?api_key=...``), so the semantic-convention url fields never keep them."""
+    if whole_query:
+        return _PARAMETER_VALUE.sub(f"={REDACTED}", text)
+    text = _URL_USERINFO.sub(rf"\g<1>{REDACTED}@", text)
+    cut = min((i for i in (text.find("?"), text.find("#")) if i >= 0), default=-1)
+    if cut < 0:
+        return text
+    return text[:cut] + _PARAMETER_VALUE.sub(f"={REDACTED}", text[cut:])

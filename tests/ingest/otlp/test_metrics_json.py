@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 from django.core.management import call_command
+from google.rpc.status_pb2 import Status
 
 from ingest.otlp.metrics import prometheus_name
 from ingest.service_metrics import PREFIX
@@ -223,3 +224,28 @@ def test_metrics_received_over_otlp_count_as_emitted_for_check_conformance(
         call_command("check_conformance", str(bad), "--format", "json")
     assert failed.value.code == 1
     assert f"{app}_refunds_failed_total" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"\x0a\xff\xff\xff garbage", "application/x-protobuf"),
+        (b'{"resourceMetrics": [{"scopeMetrics": "many"}]}', "application/json"),
+        (
+            b'{"resourceMetrics": [{"scopeMetrics": [{"metrics": [{"name": "m", "sum": '
+            b'{"dataPoints": [{"asInt": "seven"}]}}]}]}]}',
+            "application/json",
+        ),
+    ],
+)
+def test_unparseable_metrics_are_400_with_a_reason_in_the_request_encoding(
+    client, api_key, body, content_type
+):
+    response = post_otlp(client, api_key.secret, "/v1/metrics", body, content_type=content_type)
+    assert response.status_code == 400
+    assert response["Content-Type"] == content_type
+    if content_type == "application/json":
+        assert response.json()["code"] == 3 and response.json()["message"]
+    else:
+        status = Status.FromString(response.content)
+        assert status.code == 3 and status.message.startswith("malformed_protobuf:")

@@ -30,7 +30,11 @@ PLANTED = {
     "user.email": "eli.898485@corp.test",
     "client.address": "132.147.15.18",
     "http.request.header.cookie": "session=s3cr3tcookie",
+    "http.request.header.authorization": "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1In0.c2lnbmF0dXJl",
+    "url.full": "https://app.test/reset?email=ana.417@corp.test&api_key=sk_live_5f1e0c9a77d24b",
 }
+# What must appear nowhere: every planted value, and the personal parts of the URL's query.
+RAW_VALUES = (*PLANTED.values(), "ana.417@corp.test", "sk_live_5f1e0c9a77d24b")
 
 
 @pytest.fixture
@@ -92,7 +96,7 @@ def test_sdk_logs_land_governed_and_planted_pii_is_nowhere(live_server, key, cap
             cursor.execute(f'SELECT * FROM "{table}"')  # noqa: S608 (catalogue names)
             dump.append(json.dumps(cursor.fetchall(), default=str))
     everything = "\n".join(dump) + caplog.text
-    for raw in PLANTED.values():
+    for raw in RAW_VALUES:
         assert raw not in everything, raw
 
 
@@ -137,6 +141,6 @@ def test_sdk_metrics_appear_on_metrics_under_prometheus_names(live_server, key, 
     assert len(counter) == 1 and counter[0].endswith(" 8.0"), lines
     assert "user_929583699" not in text
     assert any(
-        re.match(rf'^app{suffix}_latency_seconds_count\{{.*\}} 2\.0$', line) for line in lines
+        re.match(rf"^app{suffix}_latency_seconds_count\{{.*\}} 2\.0$", line) for line in lines
     ), lines
     assert any('le="+Inf"' in line and line.endswith(" 2.0") for line in lines), lines
