@@ -15,6 +15,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandParser
 
 from governance.conformance import CatalogueEntry, check_files
+from governance.conformance_record import conformance_check_record
 from governance.ports import metric_catalogue
 
 
@@ -56,6 +57,9 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(report.as_json(), indent=2))
         else:
             self.stdout.write(report.as_text(), ending="")
+        # The governance home shows the last runs; recording is best-effort (see the module).
+        if not conformance_check_record(report):
+            self.stderr.write("note: this check's status could not be recorded (Redis refused)")
         code = report.exit_code()
         if code:
             sys.exit(code)
