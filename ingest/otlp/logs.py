@@ -14,11 +14,13 @@ traceparent, ``service.name`` the source.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
@@ -30,11 +32,14 @@ from governance.schemas import TIMESTAMP_TYPE
 from ..codes import RejectCode
 from ..pipeline import BatchError, KeyScope, RawItem, Rejection
 from .codes import OtlpCode
-from .values import any_value_plain, plain_text, rfc3339_nanos, url_parameters_redacted
+from .values import NANOS, any_value_plain, plain_text, url_parameters_redacted
 
 # OpenTelemetry's default attribute count limit is 128; twice that is refused outright.
 MAX_ATTRIBUTES = 256
 MAX_NAME_IN_MESSAGE = 100
+MAX_PLACEMENTS = 4096  # attribute names remembered per target (beyond: worked out each time)
+MAX_TIMESTAMP_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z, the Timestamp's upper bound
+DECIMAL = re.compile(r"-?[0-9]{1,20}")
 # Semantic-convention URL attributes: their parameter values never reach the pipeline
 # (url.full with user:password@ too), whichever field or map they land in; the field's own
 # policy (a scan) applies after.
@@ -64,6 +69,11 @@ class LogTarget:
     traceparent: str
     source: str
     taken: frozenset[str]  # fields the record's own facts fill; attributes never override
+    message_class: type[Message]
+    # attribute name -> where it goes (see _placement), filled as records arrive
+    placements: dict[str, tuple[str, str, str]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def from_plan(cls, plan: SchemaPlan) -> LogTarget:
@@ -71,21 +81,21 @@ class LogTarget:
         descriptor: Descriptor = plan.compiled.descriptor
         strings, integers, maps = set(), set(), []
         has_attributes = False
-        for field in descriptor.fields:
-            if field.message_type is not None and field.message_type.GetOptions().map_entry:
-                value = field.message_type.fields_by_name["value"]
+        for fd in descriptor.fields:
+            if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+                value = fd.message_type.fields_by_name["value"]
                 if value.type == FieldDescriptor.TYPE_STRING:
-                    if field.name == "attributes":
+                    if fd.name == "attributes":
                         has_attributes = True
                     else:
-                        maps.append(field.name)
+                        maps.append(fd.name)
                 continue
-            if field.is_repeated:
+            if fd.is_repeated:
                 continue
-            if field.type == FieldDescriptor.TYPE_STRING:
-                strings.add(field.name)
-            elif field.type in INTEGER_TYPES:
-                integers.add(field.name)
+            if fd.type == FieldDescriptor.TYPE_STRING:
+                strings.add(fd.name)
+            elif fd.type in INTEGER_TYPES:
+                integers.add(fd.name)
         roles = plan.roles
         occurred_at = roles.get(FieldRole.OCCURRED_AT, "")
         traceparent = roles.get(FieldRole.TRACEPARENT, "")
@@ -103,16 +113,16 @@ class LogTarget:
             traceparent=traceparent,
             source=source,
             taken=frozenset(taken | {"event_name"}),
+            message_class=plan.compiled.message_class,
         )
 
 
 def _is_timestamp(descriptor: Descriptor, path: str) -> bool:
-    field = None
     for part in path.split("."):
-        field = descriptor.fields_by_name.get(part)
-        if field is None:
+        fd = descriptor.fields_by_name.get(part)
+        if fd is None:
             return False
-        descriptor = field.message_type
+        descriptor = fd.message_type
     return descriptor is not None and descriptor.full_name == TIMESTAMP_TYPE
 
 
@@ -198,18 +208,17 @@ def _record_item(
             "this API key may not send events for this service.name",
             "resource.service.name",
         )
-    body: dict[str, Any] = {}
+    message = target.message_class()
     extra: dict[str, str] = {}
     nanos = record.time_unix_nano or record.observed_time_unix_nano
     if nanos and target.occurred_at:
-        stamp = rfc3339_nanos(nanos)
-        if stamp is None:
+        if nanos // NANOS > MAX_TIMESTAMP_SECONDS:
             return Rejection(
                 RejectCode.OUT_OF_RANGE,
                 "time_unix_nano is not a representable time",
                 "timeUnixNano",
             )
-        _put(body, target.occurred_at, stamp)
+        _field(message, target.occurred_at).FromNanoseconds(nanos)
     if record.trace_id:
         if len(record.trace_id) != 16 or (record.span_id and len(record.span_id) != 8):
             return Rejection(
@@ -218,28 +227,27 @@ def _record_item(
         if target.traceparent:
             span = record.span_id.hex() if record.span_id else "0" * 16
             flags = record.flags & 0xFF
-            _put(body, target.traceparent, f"00-{record.trace_id.hex()}-{span}-{flags:02x}")
+            _set(message, target.traceparent, f"00-{record.trace_id.hex()}-{span}-{flags:02x}")
     if service and target.source:
-        _put(body, target.source, service)
-    facts = {
-        "event_name": event_name,
-        "severity_text": record.severity_text,
-        "scope_name": scope_name,
-    }
-    for name, value in facts.items():
+        _set(message, target.source, service)
+    for name, value in (
+        ("event_name", event_name),
+        ("severity_text", record.severity_text),
+        ("scope_name", scope_name),
+    ):
         if not value:
             continue
         if name in target.strings:
-            body[name] = value
+            setattr(message, name, value)
         elif name != "scope_name":
             extra[name] = value
     if record.severity_number:
         if "severity_number" in target.integers:
-            body["severity_number"] = int(record.severity_number)
+            message.severity_number = int(record.severity_number)
         else:
             extra["severity_number"] = str(int(record.severity_number))
     if "resource" in target.maps and resource:
-        body["resource"] = {key: plain_text(value) for key, value in resource.items()}
+        message.resource.update({key: plain_text(value) for key, value in resource.items()})
     fields: list[tuple[str, Any]] = []
     kind = record.body.WhichOneof("value")
     if kind == "kvlist_value":
@@ -247,19 +255,20 @@ def _record_item(
     elif kind is not None:
         text = plain_text(any_value_plain(record.body))
         if "body" in target.strings:
-            body["body"] = text
+            message.body = text
         else:
             extra["body"] = text
     fields.extend(attributes)
     for key, value in fields:
         if key == "event.name":
             continue
-        refused = _place(target, body, extra, key, value, unclassified)
+        refused = _place(target, message, extra, key, value, unclassified)
         if refused is not None:
             return refused
     if extra and target.has_attributes:
-        body["attributes"] = extra
-    return RawItem(schema=target.schema_name, body=body)
+        message.attributes.update(extra)
+    # The pipeline's binary path (as for a native protobuf event): no JSON round trip.
+    return RawItem(schema=target.schema_name, body=message.SerializeToString())
 
 
 # The routes the memo answers for (held, so their identity cannot be reused) and the memo,
@@ -283,36 +292,47 @@ def _route_cached(
     return route
 
 
+def _placement(target: LogTarget, key: str) -> tuple[str, str, str]:
+    """Where an attribute named ``key`` goes in ``target``'s message: (kind, field, map
+    key), kind one of string, integer, map, extra, none. Read once per key and target."""
+    name = key.replace(".", "_").replace("-", "_")
+    if name not in target.taken:
+        if name in target.strings:
+            return "string", name, ""
+        if name in target.integers:
+            return "integer", name, ""
+        for map_name in target.maps:
+            if name.startswith(f"{map_name}_") and len(name) > len(map_name) + 1:
+                return "map", map_name, key[len(map_name) + 1 :]
+    return ("extra" if target.has_attributes else "none"), name, ""
+
+
 def _place(
     target: LogTarget,
-    body: dict[str, Any],
+    message: Message,
     extra: dict[str, str],
     key: str,
     value: Any,
     unclassified: str,
 ) -> Rejection | None:
-    name = key.replace(".", "_").replace("-", "_")
+    placement = target.placements.get(key)
+    if placement is None:
+        placement = _placement(target, key)
+        if len(target.placements) < MAX_PLACEMENTS:
+            target.placements[key] = placement
+    kind, name, map_key = placement
+    text = value if type(value) is str else plain_text(value)
     if name in URL_FIELDS:
-        value = url_parameters_redacted(plain_text(value), whole_query=URL_FIELDS[name])
-    if name not in target.taken:
-        if name in target.strings:
-            body[name] = plain_text(value)
-            return None
-        if name in target.integers:
-            body[name] = (
-                value
-                if isinstance(value, int) and not isinstance(value, bool)
-                else (plain_text(value))
-            )
-            return None
-        for map_name in target.maps:
-            if name.startswith(f"{map_name}_") and len(name) > len(map_name) + 1:
-                body.setdefault(map_name, {})[key[len(map_name) + 1 :]] = plain_text(value)
-                return None
-    if target.has_attributes:
-        extra[key] = plain_text(value)
-        return None
-    if unclassified == "reject":
+        text = url_parameters_redacted(text, whole_query=URL_FIELDS[name])
+    if kind == "string":
+        setattr(message, name, text)
+    elif kind == "map":
+        getattr(message, name)[map_key] = text
+    elif kind == "extra":
+        extra[key] = text
+    elif kind == "integer":
+        return _integer_set(message, name, value)
+    elif unclassified == "reject":
         return Rejection(
             OtlpCode.UNCLASSIFIED_ATTRIBUTE,
             f"attribute has no field in {target.schema_name}",
@@ -321,8 +341,28 @@ def _place(
     return None
 
 
-def _put(body: dict[str, Any], path: str, value: Any) -> None:
+def _integer_set(message: Message, name: str, value: Any) -> Rejection | None:
+    """An int, an integral double or a decimal string, within the field's range."""
+    integral = isinstance(value, float) and value.is_integer()
+    if integral or (isinstance(value, str) and DECIMAL.fullmatch(value)):
+        value = int(value)
+    if type(value) is not int:
+        return Rejection(RejectCode.INVALID_VALUE, "expected a whole number", name)
+    try:
+        setattr(message, name, value)
+    except ValueError:
+        return Rejection(RejectCode.OUT_OF_RANGE, "number out of the field's range", name)
+    return None
+
+
+def _field(message: Message, path: str) -> Message:
+    for part in path.split("."):
+        message = getattr(message, part)
+    return message
+
+
+def _set(message: Message, path: str, value: Any) -> None:
     *parents, leaf = path.split(".")
     for part in parents:
-        body = body.setdefault(part, {})
-    body[leaf] = value
+        message = getattr(message, part)
+    setattr(message, leaf, value)
