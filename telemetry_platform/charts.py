@@ -61,12 +61,12 @@ class Segment:
 
 
 def stacked_bars_svg(
-    rows: Sequence[tuple[str, Sequence[Segment]]], *, width: int = 900, bar: int = 18
+    rows: Sequence[tuple[str, Sequence[Segment]]], *, width: int = 1280, bar: int = 18
 ) -> SafeString:
     """Horizontal stacked bars, one per labelled row, all on one scale, the total at the end."""
     if not rows:
         return SafeString("")
-    label_width, total_width = 300, 70
+    label_width, total_width = 380, 70
     plot = width - label_width - total_width
     peak = max(max(sum(s.value for s in segments) for _, segments in rows), 1)
     gap = 6
@@ -79,7 +79,7 @@ def stacked_bars_svg(
         y = gap + index * (bar + gap)
         parts.append(
             f'<text x="{label_width - 8}" y="{y + bar - 5}" text-anchor="end" '
-            f'font-size="12">{escape(_clip(label, 44))}</text>'
+            f'font-size="12">{escape(_clip(label, 56))}</text>'
         )
         x = float(label_width)
         for segment in segments:

@@ -320,16 +320,18 @@ def ingest_rows(totals: list[IngestTotals]) -> list[dict]:
     return rows
 
 
-def events_estimate() -> int:
+def events_estimate() -> int | None:
     """Stored events as the planner estimates them (pg_class.reltuples of the leaf
-    partitions, kept by ANALYZE/autovacuum): no scan, whatever the table's size."""
+    partitions, kept by ANALYZE/autovacuum): no scan, whatever the table's size. None
+    while no partition has been analysed (reltuples -1)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint "
+            "SELECT sum(c.reltuples) FILTER (WHERE c.reltuples >= 0)::bigint "
             "FROM pg_partition_tree('ingest_event'::regclass) AS t "
             "JOIN pg_class AS c ON c.oid = t.relid WHERE t.isleaf"
         )
-        return int(cursor.fetchone()[0])
+        value = cursor.fetchone()[0]
+    return None if value is None else int(value)
 
 
 def _duration(seconds: float | None) -> str:

@@ -57,3 +57,13 @@ def empty_broker(settings):
     client.flushdb()
     yield
     client.flushdb()
+
+
+def pytest_addoption(parser):
+    """``--screenshots``: browser tests that take README screenshots write docs/screenshots."""
+    parser.addoption(
+        "--screenshots",
+        action="store_true",
+        default=False,
+        help="write README screenshots into docs/screenshots/ (tests/browser/session.py)",
+    )
