@@ -188,7 +188,8 @@ class FieldPolicyAdmin(admin.ModelAdmin):
             f"Field policies of {revision}",
             revision=revision,
             formset=formset,
-            rows=zip(initial, formset.forms, strict=True),
+            # A list, not a zip: the template counts the rows before iterating them.
+            rows=list(zip(initial, formset.forms, strict=True)),
             unclassified=sum(1 for row in initial if not row["classification"]),
             reason_form=reason_form,
             can_propose=request.user.has_perm(PROPOSE),

@@ -87,8 +87,11 @@ class EventClassAdmin(ProposeThroughChangeRequest, admin.ModelAdmin):
             raise PermissionDenied  # the dry run below runs before the stock view's check
         if request.method == "POST" and "_confirm_retention" not in request.POST:
             event_class = self.get_object(request, object_id)
+            # The form's validation writes the posted values onto its instance: the current
+            # figures are computed from the stored row, never from the instance it changed.
+            stored = EventClass.objects.get(pk=object_id)
+            stored_days = stored.retention_days
             form = self.get_form(request, event_class)(request.POST, instance=event_class)
-            stored_days = EventClass.objects.get(pk=object_id).retention_days
             if (
                 event_class is not None
                 and form.is_valid()
@@ -102,7 +105,7 @@ class EventClassAdmin(ProposeThroughChangeRequest, admin.ModelAdmin):
                     "event_class": event_class,
                     "old_days": stored_days,
                     "new_days": new_days,
-                    "current": purge_preview(event_class),
+                    "current": purge_preview(stored, retention_days=stored_days),
                     "proposed": purge_preview(event_class, retention_days=new_days),
                     "posted": [
                         (k, v) for k, v in request.POST.items() if k != "csrfmiddlewaretoken"

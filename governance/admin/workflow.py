@@ -450,8 +450,8 @@ class ChangeRequestAdmin(admin.ModelAdmin):
         context = self._context(
             request,
             "Policy review",
-            statuses=[(s, schemas.get(s.target)) for s in statuses],
-            due=[s for s in statuses if s.due],
+            due=[(s, schemas.get(s.target)) for s in statuses if s.due],
+            not_due=[(s, schemas.get(s.target)) for s in statuses if not s.due],
             review_days=telemetry_settings.POLICY_REVIEW_DAYS,
             can_review=request.user.has_perm(REVIEW),
         )

@@ -76,6 +76,9 @@ def test_policy_editor_lists_every_field_and_proposes_changes(
     html = page.content.decode()
     assert "<code>reconnect.reason_code</code>" in html
     assert 'id="unclassified-count"' in html
+    rows = len(page.context["formset"].forms)
+    assert rows > 5
+    assert f'id="field-path-count">{rows} field paths<' in html  # was always "0 field paths"
     data = editor_post_data(
         page.context,
         topic_class={"classification": "public", "action": "keep"},

@@ -171,11 +171,21 @@ def test_review_page_lists_overdue_policies_and_a_reviewer_marks_one(approver, o
     due_rows = [row for row in html.split("<tr") if 'class="due"' in row]
     assert any(f"Field policies of {AUDIT_SCHEMA}" in row for row in due_rows)
     assert not any("Field policies of telemetry.service_metric.v1" in row for row in due_rows)
+    # The heading counts the due table below it; policies not due are in their own table.
+    due_table = html.split('id="policy-review-due"')[1].split("</table>")[0]
+    due_count = due_table.count("<tr") - 1
+    assert f'id="due-heading">Due for review ({due_count})<' in html
+    assert "Field policies of telemetry.service_metric.v1" not in due_table
+    rest = html.split('id="policy-review"')[1].split("</table>")[0]
+    assert "Field policies of telemetry.service_metric.v1" in rest
+    assert "TELEMETRY_" not in html
     client.post("/admin/governance/changerequest/review/", {"target": TARGET, "comment": "ok"})
     assert PolicyReview.objects.get().reviewed_by == approver
     html = client.get("/admin/governance/changerequest/review/").content.decode()
     due_rows = [row for row in html.split("<tr") if 'class="due"' in row]
     assert not any(f"Field policies of {AUDIT_SCHEMA}" in row for row in due_rows)
+    if not due_rows:
+        assert 'id="due-heading">Due for review (0)<' in html and 'id="nothing-due"' in html
     owner_post = logged_in(owner).post(
         "/admin/governance/changerequest/review/", {"target": TARGET}
     )

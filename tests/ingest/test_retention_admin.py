@@ -131,3 +131,23 @@ def test_purge_history_dry_run_and_run_now(admin_client, monkeypatch):
     assert response.status_code == 302
     assert enqueued == [("client_diagnostic", "admin:ops")]
     assert PurgeRun.objects.filter(event_class="service_metric").exists()
+
+
+def test_retention_dry_run_current_row_shows_the_stored_retention(admin_client):
+    """Regression: the form's validation wrote the posted retention onto the instance before
+    the current figures were computed, so the "current" row repeated the proposed one."""
+    for days in (5, 12, 20):
+        store_diagnostic(days, f"d{days}")
+    response = admin_client.post(
+        "/admin/governance/eventclass/client_diagnostic/change/",
+        {"retention_days": "10", "description": "diagnostics", "change_reason": "cost"},
+    )
+    page = response.content.decode()
+    now = datetime.now(UTC)
+    current_cutoff = (now - timedelta(days=30)).strftime("%Y-%m-%d")
+    proposed_cutoff = (now - timedelta(days=10)).strftime("%Y-%m-%d")
+    assert 'id="current-eligible">0<' in page  # nothing is older than the stored 30 days
+    assert 'id="proposed-eligible">2<' in page
+    assert f'id="current-cutoff">{current_cutoff}' in page
+    assert f'id="proposed-cutoff">{proposed_cutoff}' in page
+    assert EventClass.objects.get(name="client_diagnostic").retention_days == 30
