@@ -46,6 +46,7 @@ from ..services import (
     policy_review_mark,
     stale_reason,
 )
+from .jsondiff import json_diff
 from .preview import redaction_preview
 
 PROPOSE = "governance.propose_changerequest"
@@ -275,12 +276,13 @@ class ChangeRequestAdmin(admin.ModelAdmin):
             request,
             f"Change request #{change_request.pk}",
             change_request=change_request,
-            diff=change_diff(
-                change_request.kind, change_request.base_state, change_request.payload
+            diff=labelled_diff(
+                change_request.kind,
+                change_diff(change_request.kind, change_request.base_state, change_request.payload),
             ),
             payload_json=json.dumps(change_request.payload, indent=2, sort_keys=True),
             stale=stale,
-            previews=change_request_preview(change_request) if status in open_states else [],
+            previews=_preview_diffs(change_request) if status in open_states else [],
             is_field_policies=change_request.kind == ChangeKind.FIELD_POLICIES,
             sample_form=sample_form,
             sample_results=sample_results,
@@ -303,7 +305,23 @@ class ChangeRequestAdmin(admin.ModelAdmin):
             can_apply=user.has_perm(APPLY) and status == ChangeStatus.APPROVED,
             own_pending=is_author and status == ChangeStatus.SUBMITTED,
         )
+        context["has_steps"] = self._has_steps(context)
         return TemplateResponse(request, "admin/governance/changerequest/detail.html", context)
+
+    @staticmethod
+    def _has_steps(context: dict) -> bool:
+        return any(
+            context[name]
+            for name in (
+                "can_submit",
+                "can_withdraw",
+                "can_rebase",
+                "can_review",
+                "can_reject",
+                "can_apply",
+                "own_pending",
+            )
+        )
 
     def _retention_dry_run(self, change_request: ChangeRequest) -> tuple | None:
         """For a class retention change: what a purge would remove now and once applied."""
@@ -493,3 +511,40 @@ def _field_versions_diff(old: Any, new: Any) -> list:
                 change_diff(ChangeKind.FIELD_POLICIES, {version: previous}, {version: changed})
             )
     return rows
+
+
+# Human labels of the items a change request's diff names (legal holds showed raw keys).
+DIFF_LABELS: dict[str, dict[str, str]] = {
+    ChangeKind.LEGAL_HOLD_PLACE: {
+        "reason": "Reason",
+        "event_class": "Event class",
+        "schema": "Schema",
+        "actor_hashes": "Actor (keyed hashes of the identifier)",
+        "occurred_from": "Events from",
+        "occurred_to": "Events until",
+        "expires_at": "Hold expires",
+    },
+    ChangeKind.LEGAL_HOLD_RELEASE: {"released": "Released"},
+    ChangeKind.RETENTION_OVERRIDE: {"retention_days": "Retention (days)", "reason": "Reason"},
+    ChangeKind.CLASS_RETENTION: {"retention_days": "Retention (days)"},
+}
+
+
+def labelled_diff(kind: str, rows: list) -> list[dict[str, str]]:
+    """The diff rows with a human label for each item (the raw key kept as a tooltip)."""
+    labels = DIFF_LABELS.get(kind, {})
+    return [
+        {"item": row.item, "label": labels.get(row.item, row.item), "old": row.old, "new": row.new}
+        for row in rows
+    ]
+
+
+def _preview_diffs(change_request: ChangeRequest) -> list[tuple[Any, list[tuple[Any, Any]]]]:
+    """Each stored event of the preview with a JSON diff of it as stored vs proposed."""
+    return [
+        (
+            preview,
+            [(event, json_diff(event.current, event.proposed)) for event in preview.events],
+        )
+        for preview in change_request_preview(change_request)
+    ]

@@ -56,15 +56,15 @@ def test_the_page_shows_the_diff_and_stored_events_under_the_new_policy(
     diff = html.split('id="cr-diff"')[1].split("</table>")[0]
     assert "v1 request_id" in diff
     assert "internal / keep" in diff and "internal / hash" in diff
-    blocks = [
-        block.split("</div>")[0].split("</pre>")[:2]
-        for block in html.split('<div class="cr-preview">')[1:]
-    ]
-    # Senders' events come first, before the platform's own (newer) audit events.
-    assert "req-preview-1" in blocks[0][0]
-    proposed = blocks[0][1]
-    assert "req-preview-1" not in proposed
-    assert "k1:" in proposed
+    first_event = html.split('<table class="cr-json-diff tgp-table" data-event=')[1]
+    first_event = first_event.split("</table>")[0]
+    # Senders' events come first, before the platform's own (newer) audit events; the
+    # changed field is the highlighted row, old value as stored, new one hashed.
+    changed = [row for row in first_event.split("<tr")[1:] if 'class="diff-changed"' in row]
+    assert len(changed) == 1 and 'data-path="request_id"' in changed[0]
+    old, new = changed[0].split('class="cr-old">')[1].split('class="cr-new">')
+    assert "req-preview-1" in old
+    assert "req-preview-1" not in new and "k1:" in new
 
 
 def test_a_sample_event_is_shown_under_both_policies_and_not_stored(owner, approver):
@@ -113,6 +113,48 @@ def test_the_author_sees_no_approval_and_a_second_person_approves_and_applies(ow
     assert change_request.status == ChangeStatus.APPLIED
     assert change_request.review_comment == "agreed"
     assert field_policy_specs(revision)["request_id"].action == "hash"
+    # Applied: nothing left to do, so no empty review section (it used to be a bare heading).
+    for client in (own, other):
+        html = page(client, change_request)
+        assert 'id="cr-review"' not in html and "<h2>Review</h2>" not in html
+
+
+def test_the_decision_buttons_are_distinct_and_above_the_diff(owner, approver):
+    change_request = propose_hash_request_id(owner)
+    html = page(logged_in(approver), change_request)
+    assert html.index('id="cr-actions"') < html.index('id="cr-diff"')
+    classes = {
+        step: html.split(f'value="{step}" class="')[1].split('"')[0]
+        for step in ("approve", "approve_apply", "reject")
+    }
+    assert classes == {
+        "approve": "btn btn-approve",
+        "approve_apply": "btn btn-apply",
+        "reject": "btn btn-reject",
+    }
+
+
+def test_a_legal_hold_request_diff_has_human_labels(owner):
+    from governance.services.change_kinds import NEW_HOLD_TARGET
+
+    change_request = change_request_draft(
+        kind=ChangeKind.LEGAL_HOLD_PLACE,
+        target=NEW_HOLD_TARGET,
+        payload={
+            "reason": "case 7",
+            "event_class": "audit_event",
+            "schema": "",
+            "actor_hashes": [],
+            "occurred_from": "2026-11-01T00:00:00+00:00",
+            "occurred_to": None,
+            "expires_at": None,
+        },
+        reason="case 7",
+        actor=owner,
+    )
+    diff = page(logged_in(owner), change_request).split('id="cr-diff"')[1].split("</table>")[0]
+    assert "Events from" in diff and "Event class" in diff
+    assert "<code>occurred_from</code>" not in diff and "<code>event_class</code>" not in diff
 
 
 def test_rejecting_without_a_comment_is_refused_on_the_page(owner, approver):
