@@ -257,3 +257,20 @@ def test_traces_are_refused_clearly_and_bad_keys_get_401(client, api_key):
     assert response.json()["message"].startswith("traces_not_accepted: this platform is not")
     response = post_otlp(client, "tgp_nope_nope", "/v1/logs", logs_request(log_record()))
     assert response.status_code == 401 and response.json()["code"] == 16
+
+
+def test_an_attribute_filling_an_integer_field_must_be_a_whole_number(client, api_key):
+    """Attributes fill integer fields from ints, integral doubles or decimal strings; any
+    other value rejects its record (invalid_value at the field), an overflow out_of_range."""
+    records = [
+        log_record(attributes={"severity_number": "7"}),
+        log_record(attributes={"severity_number": "loud secret.person@corp.test"}),
+        log_record(attributes={"severity_number": 2**40}),
+    ]
+    response = post_otlp(client, api_key.secret, "/v1/logs", logs_request(*records))
+    partial = response.json()["partialSuccess"]
+    assert partial["rejectedLogRecords"] == "2"
+    assert "logRecords[1]: invalid_value at severity_number" in partial["errorMessage"]
+    assert "logRecords[2]: out_of_range at severity_number" in partial["errorMessage"]
+    assert "secret.person" not in partial["errorMessage"]
+    assert [row["payload"]["severity_number"] for row in stored("telemetry.otel_log.v1")] == [7]
