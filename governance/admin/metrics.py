@@ -7,7 +7,6 @@ from pathlib import Path
 
 from django import forms
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -17,6 +16,7 @@ from ..metric_plans import MetricDefinitionError
 from ..models import MetricDefinition
 from ..ports import metric_catalogue
 from ..services import metric_definition_check, metric_definition_save
+from .denied import denied
 
 
 class MetricDefinitionForm(forms.ModelForm):
@@ -79,7 +79,7 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
     def conformance_view(self, request: HttpRequest) -> HttpResponse:
         """Upload a rules or dashboard file and see which metrics nothing emits."""
         if not request.user.has_perm("governance.view_metricdefinition"):
-            raise PermissionDenied
+            raise denied("governance.view_metricdefinition")
         form = ConformanceForm(request.POST or None, request.FILES or None)
         report = None
         if request.method == "POST" and form.is_valid():

@@ -20,6 +20,7 @@ from ..redaction import PolicySpec
 from ..scanners import validate_custom_pattern
 from ..selectors import field_policy_specs, policy_coverage, revision_leaf_paths
 from ..services import ChangeRequestError, policy_document_propose
+from .denied import denied
 from .preview import redaction_preview
 from .workflow import (
     PROPOSE,
@@ -127,7 +128,7 @@ class FieldPolicyAdmin(admin.ModelAdmin):
 
     def _require(self, request: HttpRequest, permission: str) -> None:
         if not request.user.has_perm(f"governance.{permission}"):
-            raise PermissionDenied
+            raise denied(f"governance.{permission}")
 
     def _context(self, request: HttpRequest, title: str, **extra: object) -> dict:
         return {
@@ -212,7 +213,7 @@ class FieldPolicyAdmin(admin.ModelAdmin):
     def apply_view(self, request: HttpRequest) -> HttpResponse:
         """Propose a policy-as-code document for review, as `manage.py apply_policy` does."""
         if not request.user.has_perm(PROPOSE):
-            raise PermissionDenied
+            raise denied(PROPOSE)
         form = PolicyYamlForm(request.POST or None, request.FILES or None)
         errors: list[str] = []
         if request.method == "POST" and form.is_valid():
@@ -344,7 +345,7 @@ class ScannerRuleAdmin(ProposeThroughChangeRequest, admin.ModelAdmin):
     def preview_view(self, request: HttpRequest) -> HttpResponse:
         """Before/after of a sample event under the current policies (plus a candidate rule)."""
         if not request.user.has_perm("governance.view_scannerrule"):
-            raise PermissionDenied
+            raise denied("governance.view_scannerrule")
         form = PreviewForm(request.POST or None)
         result = None
         if request.method == "POST" and form.is_valid():

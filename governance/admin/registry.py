@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from ..choices import ChangeKind, RevisionStatus
@@ -140,10 +141,29 @@ class EventClassAdmin(ProposeThroughChangeRequest, admin.ModelAdmin):
         )
 
 
+def roles_list(revision: SchemaRevision) -> str:
+    """The revision's envelope roles as a readable list ("actor: user.id"), not a JSON dict."""
+    if not revision.roles:
+        return "—"
+    return format_html(
+        '<ul class="roles-list">{}</ul>',
+        format_html_join(
+            "",
+            "<li>{}: <code>{}</code></li>",
+            sorted(revision.roles.items()),
+        ),
+    )
+
+
 class SchemaRevisionInline(admin.TabularInline):
     model = SchemaRevision
-    fields = ("version", "status", "message_name", "roles", "created_at", "created_by")
+    fields = ("version", "status", "message_name", "role_list", "created_at", "created_by")
     readonly_fields = fields
+
+    @admin.display(description="roles")
+    def role_list(self, obj: SchemaRevision) -> str:
+        return roles_list(obj)
+
     extra = 0
     can_delete = False
     show_change_link = True
@@ -157,9 +177,30 @@ class SchemaAdmin(admin.ModelAdmin):
     list_display = ("name", "event_class", "latest_revision", "created_at")
     list_filter = ("event_class",)
     search_fields = ("name",)
-    readonly_fields = ("name", "event_class", "created_at")
-    fields = ("name", "event_class", "description", "created_at")
+    readonly_fields = ("name", "event_class", "created_at", "related_pages")
+    fields = ("name", "event_class", "description", "created_at", "related_pages")
     inlines = [SchemaRevisionInline]
+
+    @admin.display(description="policies")
+    def related_pages(self, obj: Schema) -> str:
+        """Where the schema's policies are edited, reviewed and traced."""
+        latest = obj.revisions.order_by("-version").first()
+        links = []
+        if latest is not None:
+            links.append(
+                (reverse("admin:governance_fieldpolicy_edit", args=[latest.pk]), "Field policies")
+            )
+        links += [
+            (reverse("admin:governance_changerequest_matrix", args=[obj.pk]), "Review matrix"),
+            (
+                reverse("admin:governance_changerequest_history", args=[f"schema:{obj.name}"]),
+                "Policy history",
+            ),
+        ]
+        return format_html(
+            '<span id="schema-links">{}</span>',
+            format_html_join(" · ", '<a href="{}">{}</a>', links),
+        )
 
     @admin.display(description="latest revision")
     def latest_revision(self, obj: Schema) -> str:
@@ -257,7 +298,7 @@ class SchemaRevisionAdmin(admin.ModelAdmin):
         "version",
         "status",
         "message_name",
-        "roles",
+        "role_list",
         "created_at",
         "created_by",
         "proto_sources",
@@ -266,11 +307,16 @@ class SchemaRevisionAdmin(admin.ModelAdmin):
     actions = ["make_active", "make_deprecated", "make_retired"]
     change_form_template = "admin/governance/schemarevision/change_form.html"
 
+    @admin.display(description="roles")
+    def role_list(self, obj: SchemaRevision) -> str:
+        return roles_list(obj)
+
     @admin.display(description=".proto sources")
     def proto_sources(self, obj: SchemaRevision) -> str:
         return format_html_join(
             "",
-            "<p><strong>{}</strong></p><pre style='max-height:24em;overflow:auto'>{}</pre>",
+            "<p><strong>{}</strong></p><pre class='tgp-wrap' style='max-height:24em;"
+            "overflow:auto;white-space:pre-wrap'>{}</pre>",
             sorted(obj.proto_files.items()),
         )
 

@@ -12,7 +12,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -46,6 +45,7 @@ from ..services import (
     policy_review_mark,
     stale_reason,
 )
+from .denied import denied
 from .jsondiff import json_diff
 from .preview import redaction_preview
 
@@ -151,6 +151,23 @@ class ProposeThroughChangeRequest:
     def response_change(self, request: HttpRequest, obj: Any) -> HttpResponse:
         return self._after_propose(request, request.path)
 
+    change_form_template = "admin/governance/propose_change_form.html"
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict,
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> HttpResponse:
+        """The form's button says what it does: it proposes, it does not save."""
+        context["proposes"] = self._proposes(change=not add)
+        if context["proposes"]:
+            context.update(show_save_and_add_another=False, show_save_and_continue=False)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
 
 class ReviewForm(forms.Form):
     comment = forms.CharField(
@@ -242,7 +259,7 @@ class ChangeRequestAdmin(admin.ModelAdmin):
 
     def _require_view(self, request: HttpRequest) -> None:
         if not self.has_view_permission(request):
-            raise PermissionDenied
+            raise denied("governance.view_changerequest")
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None
@@ -452,7 +469,7 @@ class ChangeRequestAdmin(admin.ModelAdmin):
         self._require_view(request)
         if request.method == "POST":
             if not request.user.has_perm(REVIEW):
-                raise PermissionDenied
+                raise denied(REVIEW)
             target = request.POST.get("target", "")
             known = {status.target for status in policy_review_status()}
             if target not in known:
