@@ -45,7 +45,7 @@ def test_trends_page_draws_a_chart_per_metric_with_budget_line_and_failures(admi
     root = chart_of(page, "web-shell-bootrootp95_ms")
     assert 'class="budget-line"' in root and "budget 120 ms" in root
     assert root.count('class="failure"') == 1
-    assert "build build-2: 125 ms (budget 120 ms) FAILED" in root
+    assert "build build-2 (" in root and "): 125 ms (budget 120 ms) FAILED" in root
     assert root.count('class="point"') == 5
     assert 'src="http' not in page and 'href="http' not in page  # nothing from a CDN
 
@@ -59,6 +59,17 @@ def test_regression_list_names_the_slower_latest_build_within_budget(admin_clien
     assert "boot.root.p95_ms" in table and "build-5" in table
     assert "+45.0%" in table  # 2.9 against the median (2.0) of the previous five builds
     assert "<td>yes</td>" in table  # within budget
+
+
+def test_regressed_charts_come_first_in_a_grid_without_setting_names(admin_client, history):
+    """The regressed metric leads the grid; the page speaks of builds, not settings."""
+    page = admin_client.get(URL).content.decode()
+    grid = page.split('id="trend-grid"')[1]
+    first_chart = grid.split('<div class="trend')[1]
+    assert first_chart.startswith(' is-regressed"') and 'id="web-shell-bootrootp95_ms"' in first_chart
+    assert grid.count(" is-regressed") == 1
+    assert "TELEMETRY_" not in page
+    assert "e+0" not in page  # no scientific notation
 
 
 def test_filters_by_source_and_metric_prefix(admin_client, history):

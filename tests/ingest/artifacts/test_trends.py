@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from ingest.artifacts.trends import (
     TrendPoint,
     TrendSeries,
+    human_value,
     regression_find,
     regressions_find,
     trend_chart_svg,
@@ -87,7 +88,49 @@ def test_chart_draws_series_budget_line_and_failure_markers():
     assert svg.count('class="budget-line"') == 1 and "stroke-dasharray" in svg
     assert svg.count('class="failure"') == 2 and svg.count('class="point"') == 2
     assert "budget 120 ms" in svg
-    assert "build b2: 130 ms (budget 120 ms) FAILED" in svg
+    assert "build b2 (2026-11-03): 130 ms (budget 120 ms) FAILED" in svg
+
+
+def test_values_are_shown_in_human_units_never_scientific_notation():
+    assert human_value(384_000, "bytes") == "384 kB"
+    assert human_value(3_800_000, "bytes") == "3.8 MB"
+    assert human_value(512, "kB") == "512 kB"
+    assert human_value(2048, "kB") == "2.05 MB"  # SI: 1 MB = 1,000 kB
+    assert human_value(7.8, "ms") == "7.8 ms"
+    assert human_value(2500, "ms") == "2.5 s"
+    assert human_value(123, "s") == "2.05 min"
+    assert human_value(0.25, "s") == "250 ms"
+    assert human_value(45_000, "count") == "45k"
+    svg = trend_chart_svg(
+        TrendSeries(
+            source="web-shell",
+            metric_path="bundle.main_bytes",
+            unit="bytes",
+            points=series([380_000.0, 390_000.0, 400_000.0], budget=None).points,
+        )
+    )
+    ticks = [t.split(">")[1].split("<")[0] for t in svg.split('class="tick"')[1:]]
+    assert all("e+" not in tick for tick in ticks) and any(tick.endswith("kB") for tick in ticks)
+
+
+def test_x_axis_labels_several_builds_with_their_dates():
+    svg = trend_chart_svg(series([100.0 + i for i in range(12)]))
+    labels = [t.split(">")[1].split("<")[0] for t in svg.split('class="build"')[1:]]
+    assert labels[0] == "b0" and labels[-1] == "b11" and 3 <= len(labels) <= 5
+    dates = [t.split(">")[1].split("<")[0] for t in svg.split('class="build-date"')[1:]]
+    assert dates[0] == "2026-11-01" and dates[-1] == "2026-11-12"
+
+
+def test_the_budget_label_sits_above_the_plot_clear_of_failure_crosses():
+    from ingest.artifacts.trends import TOP
+
+    svg = trend_chart_svg(series([100.0, 125.0, 130.0], failed={1, 2}))
+    label_y = float(svg.split('class="budget-label"')[1].split('y="')[1].split('"')[0])
+    assert label_y < TOP  # the plot (and every cross) starts at TOP
+    crosses_y = [
+        float(part.split('y1="')[1].split('"')[0]) for part in svg.split('<g class="failure">')[1:]
+    ]
+    assert all(y > label_y + 4 for y in crosses_y)
 
 
 def test_budget_far_above_the_values_is_drawn_off_scale():
