@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: run test lint install bootstrap check-services clean chromium web-client
+.PHONY: run test lint install bootstrap check-services clean chromium pgbouncer web-client
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,12 +42,17 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { echo "Installing Debian's chromium for the browser tests"; \
 		(apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)); }
 
+# The cluster tests (tests/cluster) start their own PostgreSQL primary, replica and PgBouncer.
+pgbouncer:
+	@command -v pgbouncer >/dev/null 2>&1 || test -x /usr/sbin/pgbouncer || { echo "Installing Debian's pgbouncer for the cluster tests"; \
+		(apt-get install -y -qq pgbouncer >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq pgbouncer)); }
+
 # The TypeScript emitter: installed from its lockfile, built (the browser tests load the
 # build) and unit-tested with node's test runner.
 web-client:
 	cd clients/web && npm ci --no-audit --no-fund --loglevel=error && npm test
 
-test: install chromium web-client
+test: install chromium pgbouncer web-client
 	$(BIN)/python scripts/check_services.py
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from django.db import connection
 from django.db.models import Q, QuerySet
 
 from ingest.models import Event
+from telemetry_platform.db_router import read_connection
 
 CORRELATION_LIMIT = 500
 
@@ -16,7 +16,7 @@ CORRELATION_LIMIT = 500
 def estimated_count(queryset: QuerySet) -> int:
     """The planner's row estimate for ``queryset``: never a COUNT(*) over the table."""
     sql, params = queryset.order_by().values("id").query.sql_with_params()
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
         plan = cursor.fetchone()[0]
     if isinstance(plan, str):

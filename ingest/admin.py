@@ -17,6 +17,7 @@ from django.utils.safestring import mark_safe
 
 from governance.models import EventClass
 from telemetry_platform.conf import telemetry_settings
+from telemetry_platform.db_router import annotate_response, replica_reads
 
 from .artifacts.selectors import (
     performance_regression_list,
@@ -347,6 +348,10 @@ class PerformanceTrendAdmin(admin.ModelAdmin):
         """The trends page: the regression list, then one chart per (source, metric path)."""
         if not self.has_view_permission(request):
             raise PermissionDenied
+        with replica_reads() as read_from:
+            return annotate_response(self._trends(request, extra_context), read_from)
+
+    def _trends(self, request: HttpRequest, extra_context: dict | None) -> TemplateResponse:
         source = request.GET.get("source", "")
         metric = request.GET.get("metric", "")
         series = performance_series_list(source=source or None, metric=metric)

@@ -12,6 +12,7 @@ from django.utils import timezone
 from governance.models import EventClass, LegalHold, RetentionOverride
 from ingest.erasure import STORED_ROW_COLUMNS, StoredRow
 from ingest.retention import _hold_predicate, legal_holds_active
+from telemetry_platform.db_router import read_connection
 
 from .models import SubjectRequest
 
@@ -108,7 +109,7 @@ def subject_events_export(hashes: Sequence[str], *, chunk: int = 500) -> Iterato
     """Every stored event of the subject as stored (redacted), oldest first, with the date
     the current retention purges it; read through a server-side cursor, a chunk at a time."""
     classes, overrides = _purge_dates()
-    with connection.chunked_cursor() as cursor:
+    with read_connection().chunked_cursor() as cursor:
         cursor.itersize = chunk
         cursor.execute(
             "SELECT e.event_class, s.name, r.version, e.source, e.event_id, e.occurred_at, "  # noqa: S608

@@ -18,6 +18,7 @@ from audit.filtersets import AuditEventFilterSet
 from audit.models import AuditEvent
 from audit.selectors import correlated_events
 from ingest.models import Event
+from telemetry_platform.db_router import annotate_response, replica_reads
 
 
 class CanSearchAudit(permissions.BasePermission):
@@ -85,7 +86,10 @@ class AuditEventListApi(generics.ListAPIView):
         filterset = AuditEventFilterSet(request.query_params, queryset=self.get_queryset())
         if filterset.is_valid():
             record_search(request, filterset, "searched")
-        return super().list(request, *args, **kwargs)
+        # Read-only and not the searcher's own writes: the replica, within its lag bound.
+        with replica_reads() as source:
+            response = super().list(request, *args, **kwargs)
+        return annotate_response(response, source)
 
 
 class AuditEventExportApi(APIView):
@@ -114,7 +118,9 @@ class AuditEventExportApi(APIView):
                 status=400,
             )
         record_search(request, filterset, "exported")
-        return export_response(filterset.qs, export_format)
+        with replica_reads() as source:
+            response = export_response(filterset.qs, export_format)
+        return annotate_response(response, source)
 
 
 class CorrelatedEventSerializer(serializers.Serializer):
