@@ -44,9 +44,19 @@ Redis db 12 (broker, result backend, rate-limit buckets; flushed before and afte
 PostgreSQL, gunicorn, the Celery worker and this load generator share the machine's
 cores (2 on the reference machine) with whatever else runs; the load average is reported.
 
-Prints a table and writes ``bench/results/retention.json``.
+5. **goal**: ingest p99 during the ``client_diagnostic`` purge at most 2x the p99 without
+   a purge, over at least 1,000 requests during it (``--rate`` 200/s and a paced purge make
+   the window long enough). ``--before`` runs the purge as it was before issue #21 part 2
+   (no pacing, DDL waiting without lock_timeout) for the comparison. While a purge runs the
+   wait events (``wait_event_type:wait_event``) of the other backends (ingest) are counted:
+   where ingest waits.
 
-Run: /work/main/.venv/bin/python bench/retention.py [--rows N] [--naive-rows N] [--keep-db]
+Prints a table and writes ``bench/results/retention.json`` (``retention-before.json`` with
+``--before``). ``RETENTION_BENCH_DB`` and ``RETENTION_BENCH_REDIS_URL`` choose another
+database and Redis db (parallel runs on a shared machine).
+
+Run: /work/main/.venv/bin/python bench/retention.py [--quick] [--before] [--rows N]
+     [--naive-rows N] [--rate R] [--keep-db]
 """
 
 from __future__ import annotations
@@ -74,9 +84,9 @@ from bench import support  # noqa: E402 (needs the repo on sys.path)
 PYTHON = sys.executable
 BIN = Path(sys.executable).parent
 PG_SERVER = support.PG_SERVER
-BENCH_DB = "telemetry_retention_bench"
+BENCH_DB = os.environ.get("RETENTION_BENCH_DB", "telemetry_retention_bench")
 DATABASE_URL = f"{PG_SERVER}/{BENCH_DB}"
-REDIS_URL = "redis://127.0.0.1:6379/12"
+REDIS_URL = os.environ.get("RETENTION_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 RESULTS = ROOT / "bench" / "results" / "retention.json"
 
 CLASS = "client_diagnostic"
@@ -89,6 +99,8 @@ DATA_DAYS = 60
 HELD_DAY_OFFSET = 45  # days ago: the first 12 hours of that day are under a legal hold
 HELD_HOURS = 12
 PEAK_RSS_TARGET_MB = 200
+# The purge as it ran before issue #21 part 2: no pacing, DDL queueing as long as it takes.
+BEFORE_ENV = {"TELEMETRY_PURGE_PACING": "0", "TELEMETRY_PURGE_LOCK_TIMEOUT_MS": "3600000"}
 PURGE_TASK = "ingest.tasks.purge_expired_events"
 COPY_COLUMNS = (
     "id",
@@ -573,6 +585,7 @@ class ActivitySampler:
     def __init__(self, event_class: str) -> None:
         self.kinds = [(prefix.replace("%s", event_class), kind) for prefix, kind in ACTIVITY_KINDS]
         self.samples: list[tuple[int, bool, str]] = []  # (pid, waiting on a lock, statement)
+        self.wait_events: list[tuple[int, str]] = []  # (pid, wait_event_type:wait_event)
         self.timeline: list[tuple[float, int, str]] = []  # (epoch, pid, statement)
         self.purge_pids: set[int] = set()
         self._stop = threading.Event()
@@ -592,13 +605,16 @@ class ActivitySampler:
         while not self._stop.is_set():
             rows = self._conn.execute(
                 """
-                SELECT pid, wait_event_type, left(query, 120) FROM pg_stat_activity
+                SELECT pid, wait_event_type, left(query, 120), wait_event
+                FROM pg_stat_activity
                 WHERE datname = current_database() AND pid <> pg_backend_pid()
                   AND state = 'active'
                 """
             ).fetchall()
             now = time.time()
-            for pid, wait_type, query in rows:
+            for pid, wait_type, query, wait_event in rows:
+                if wait_type:
+                    self.wait_events.append((pid, f"{wait_type}:{wait_event}"))
                 kind = next((k for prefix, k in self.kinds if prefix in query), None)
                 if kind is None:
                     kind = " ".join(query.split())[:40]
@@ -626,7 +642,12 @@ class ActivitySampler:
             groups[group][kind] = round(groups[group].get(kind, 0) + self.INTERVAL, 2)
             if waiting:
                 waits[group][kind] = round(waits[group].get(kind, 0) + self.INTERVAL, 2)
+        events: dict[str, dict[str, int]] = {"purge": {}, "others": {}}
+        for pid, event in self.wait_events:
+            group = events["purge" if pid in self.purge_pids else "others"]
+            group[event] = group.get(event, 0) + 1
         return {
+            "wait_event_samples": {k: dict(sorted(v.items())) for k, v in events.items()},
             "purge_backend_active_seconds": dict(sorted(groups["purge"].items())),
             "other_backends_active_seconds": dict(sorted(groups["others"].items())),
             "lock_wait_seconds": waits,
@@ -728,7 +749,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     conn = None
     started = time.perf_counter()
     try:
-        print(f"set-up: database {BENCH_DB}, Redis db 12, work dir {workdir}", flush=True)
+        print(f"set-up: database {BENCH_DB}, Redis {REDIS_URL}, work dir {workdir}", flush=True)
         support.redis_flush(REDIS_URL)
         support.database_recreate(BENCH_DB)
         env = bench_env()
@@ -771,7 +792,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         metrics_dir.mkdir()
         server, port = gunicorn_start(bench_env(PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)), workdir)
         services.append(server)
-        worker = worker_start(env, workdir)
+        worker_env = bench_env(**(BEFORE_ENV if args.before else {}))
+        worker = worker_start(worker_env, workdir)
         services.append(worker)
         app = celery_app()
         gunicorn_wait(server, port)
@@ -847,13 +869,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  {json.dumps(steps['batched_purge'], default=str)}", flush=True)
 
         report["peak_rss_target_mb"] = PEAK_RSS_TARGET_MB
+        idle, during = steps["ingest_baseline"], steps["purge"]["ingest_during"]
+        report["goal"] = {
+            "requests_idle": idle["ok"],
+            "requests_during_purge": during["ok"],
+            "p50_idle_ms": idle["p50_ms"],
+            "p50_during_ms": during["p50_ms"],
+            "p99_idle_ms": idle["p99_ms"],
+            "p99_during_ms": during["p99_ms"],
+            "p99_ratio": round(during["p99_ms"] / idle["p99_ms"], 2),
+            "target": "p99 during <= 2x idle over >= 1,000 requests during the purge",
+        }
+        report["goal"]["met"] = report["goal"]["p99_ratio"] <= 2.0 and during["ok"] >= 1000
         report["passed"] = steps["purge"]["worker_hwm_mb"] < PEAK_RSS_TARGET_MB
         report["settings"] = {
             "rows": args.rows,
             "naive_rows": args.naive_rows,
             "rate_per_s": args.rate,
             "baseline_seconds": args.baseline_seconds,
-            "purge_batch_size": int(os.environ.get("TELEMETRY_PURGE_BATCH_SIZE", "10000")),
+            "purge_batch_size": int(os.environ.get("TELEMETRY_PURGE_BATCH_SIZE", "1000")),
+            "purge_env": {k: v for k, v in worker_env.items() if k.startswith("TELEMETRY_PURGE")},
+            "mode": "before" if args.before else "now",
             "client_threads": CLIENT_THREADS,
             "gunicorn_workers": 2,
         }
@@ -987,11 +1023,22 @@ def print_report(report: dict[str, Any]) -> None:
             f"{lat['statuses']}"
         )
     for label, step in ((CLASS, purge), (NAIVE_CLASS, batched)):
+        waits = step["pg_activity"]["wait_event_samples"]["others"]
+        print(f"  wait events of ingest backends during the {label} purge (samples): {waits}")
+    for label, step in ((CLASS, purge), (NAIVE_CLASS, batched)):
         slow = ", ".join(
             f"{r['ms']:.0f} ms at +{r['at_s']:.1f}s ({r['purge_running']})"
             for r in step["ingest_slowest"][:5]
         )
         print(f"  slowest during the {label} purge: {slow}")
+    goal = report["goal"]
+    print(
+        f"\n{'MET' if goal['met'] else 'NOT MET'}  ingest p99 during the {CLASS} purge "
+        f"{goal['p99_during_ms']} ms vs {goal['p99_idle_ms']} ms idle = {goal['p99_ratio']}x "
+        f"(target <= 2x) over {goal['requests_during_purge']:,} requests during the purge "
+        f"({goal['requests_idle']:,} idle); p50 {goal['p50_during_ms']} vs {goal['p50_idle_ms']} ms"
+        f"; mode {report['settings']['mode']}, {report['settings']['purge_env']}"
+    )
     verdict = "PASS" if report["passed"] else "FAIL"
     print(
         f"\n{verdict}  purge worker peak RSS {purge['worker_hwm_mb']} MB < "
@@ -1004,15 +1051,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--naive-rows", type=int, default=500_000)
-    parser.add_argument("--rate", type=float, default=50.0, help="ingest requests per second")
+    parser.add_argument("--rate", type=float, default=100.0, help="ingest requests per second")
     parser.add_argument("--baseline-seconds", type=float, default=10.0)
     parser.add_argument("--keep-db", action="store_true", help="do not drop the bench database")
+    parser.add_argument(
+        "--quick", action="store_true", help="500k rows, 50k naive rows, 6 s baseline"
+    )
+    parser.add_argument(
+        "--before", action="store_true", help="purge without pacing or DDL lock_timeout"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.rows, args.naive_rows = min(args.rows, 500_000), min(args.naive_rows, 50_000)
+        args.baseline_seconds = min(args.baseline_seconds, 6.0)
     report = run(args)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    results = RESULTS.with_name("retention-before.json") if args.before else RESULTS
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
     print_report(report)
-    print(f"results: {RESULTS.relative_to(ROOT)}")
+    print(f"results: {results.relative_to(ROOT)}")
     return 0 if report["passed"] else 1
 
 

@@ -18,11 +18,24 @@ fail, one committed since the batch's first read shows in the second; either way
 is rolled back and redone under the new hold. From the try on, placing a hold waits for
 the batch's commit. So no row a committed hold covers is ever removed, including the
 rows of the batch that was in flight when the hold was placed.
+
+Ingest is not made to wait (docs/decisions.md, "Purges that do not disturb ingest"): the
+purge's one DDL statement that conflicts with inserts, ``DETACH PARTITION`` (ACCESS
+EXCLUSIVE on the class partition every insert of the class goes through), runs under a
+short ``lock_timeout`` in a transaction that does nothing else that is slow, and is retried
+after a jittered pause when the lock is not granted in time, so it never queues in front of
+inserts for longer than the timeout; the detached table is dropped in its own transaction,
+which locks nothing ingest uses. Partitions dropped are wholly older than every cutoff of
+the class, and ingest refuses events older than their retention, so no insert routes to
+them. Batches and drops are paced: after each, the purge sleeps ``PURGE_PACING`` times as
+long as it took (plus ``PURGE_BATCH_PAUSE_SECONDS``), so it takes at most a bounded share of
+the database's CPU and WAL bandwidth.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +45,7 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from typing import TypeVar
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from governance.models import EventClass, LegalHold, RetentionOverride, SchemaRevision
@@ -396,9 +409,54 @@ def _under_current_holds(
                 cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [LEGAL_HOLD_LOCK_KEY])
 
 
-def _drop_partition_unless_held(rules: RetentionRules, name: str) -> int | None:
-    """Detach and drop the day partition ``name``; None (and nothing done) if it holds a
-    row under a hold of ``rules``. Return the rows it held."""
+LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock_timeout
+
+
+def _is_lock_timeout(exc: BaseException) -> bool:
+    """Whether ``exc`` is PostgreSQL's lock_timeout (lock_not_available), not another error."""
+    return getattr(exc.__cause__, "sqlstate", None) == LOCK_NOT_AVAILABLE
+
+
+def _ddl_lock_timeout_set() -> None:
+    """Bound how long the next lock request of this transaction may queue (SET LOCAL)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('lock_timeout', %s, true)",
+            [f"{telemetry_settings.PURGE_LOCK_TIMEOUT_MS}ms"],
+        )
+
+
+class _DdlGaveUp(Exception):
+    """The DDL's lock was refused on every attempt: leave this step for the batched delete."""
+
+
+def ddl_with_retry(step: Callable[[], T], *, what: str) -> T:
+    """Run ``step`` (one transaction that sets a lock_timeout before its DDL) until its lock
+    is granted; raise ``_DdlGaveUp`` after ``PURGE_DDL_ATTEMPTS`` refusals.
+
+    A DDL lock request waiting in PostgreSQL's lock queue makes every later insert of the
+    table wait behind it; giving up after ``PURGE_LOCK_TIMEOUT_MS`` and asking again after a
+    jittered pause lets the inserts through in between.
+    """
+    attempts = telemetry_settings.PURGE_DDL_ATTEMPTS
+    for attempt in range(1, attempts + 1):
+        try:
+            return step()
+        except OperationalError as exc:
+            if not _is_lock_timeout(exc):
+                raise
+            logger.info("purge: %s waited past lock_timeout (attempt %d)", what, attempt)
+            time.sleep(min(0.02 * 2 ** min(attempt, 6), 1.0) * random.uniform(0.5, 1.0))  # noqa: S311
+    raise _DdlGaveUp(what)
+
+
+def _detach_partition_unless_held(rules: RetentionRules, name: str) -> int | None:
+    """Detach the day partition ``name`` (the caller's transaction commits it); None (and
+    nothing done) if it holds a row under a hold of ``rules``. Return the rows it held.
+
+    The reads come first: from DETACH on, the class partition is locked against inserts
+    until the commit, which follows at once.
+    """
     held, held_params = rules.held_sql()
     with connection.cursor() as cursor:
         cursor.execute(
@@ -409,25 +467,54 @@ def _drop_partition_unless_held(rules: RetentionRules, name: str) -> int | None:
             return None  # holds rows under a legal hold: delete around them instead
         cursor.execute(f"SELECT count(*) FROM {_quote(name)}")  # noqa: S608
         rows = cursor.fetchone()[0]
+        _ddl_lock_timeout_set()
         parent = _quote(class_partition_name(rules.event_class))
         cursor.execute(f"ALTER TABLE {parent} DETACH PARTITION {_quote(name)}")
-        cursor.execute(f"DROP TABLE {_quote(name)}")
     return rows
+
+
+def _detached_table_drop(name: str) -> None:
+    """Drop a detached day table: no insert or query of the store reaches it any more."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        _ddl_lock_timeout_set()
+        cursor.execute(f"DROP TABLE IF EXISTS {_quote(name)}")
+
+
+def _paced(started: float) -> None:
+    """Sleep after a purge step so the purge uses a bounded share of the database (see the
+    module doc): ``PURGE_PACING`` x the step's duration plus ``PURGE_BATCH_PAUSE_SECONDS``."""
+    pause = telemetry_settings.PURGE_BATCH_PAUSE_SECONDS
+    pause += min(telemetry_settings.PURGE_PACING * (time.monotonic() - started), 5.0)
+    if pause > 0:
+        time.sleep(pause)
 
 
 def _drop_expired_partitions(rules: RetentionRules, progress: PurgeProgress, save) -> None:
     for day, name in sorted(_attached_day_partitions(rules.event_class).items()):
         if _day_start(day + DAY) > rules.earliest_cutoff:
             continue  # not wholly expired for every schema of the class
-        rows, _ = _under_current_holds(
-            rules, lambda current, name=name: _drop_partition_unless_held(current, name)
-        )
+        started = time.monotonic()
+        try:
+            rows, _ = ddl_with_retry(
+                lambda name=name: _under_current_holds(
+                    rules, lambda current: _detach_partition_unless_held(current, name)
+                ),
+                what=f"DETACH {name}",
+            )
+        except _DdlGaveUp:
+            logger.warning("purge: %s stays attached; its rows go by batched delete", name)
+            continue
         if rows is None:
             continue
         progress.partitions_dropped.append(name)
         progress.rows_deleted += rows
-        _audit_chains_purged(rules.event_class, day_from=day, day_to=day)
         save(progress)
+        try:
+            ddl_with_retry(lambda name=name: _detached_table_drop(name), what=f"DROP {name}")
+        except _DdlGaveUp:
+            logger.warning("purge: detached %s is dropped by the next run", name)
+        _audit_chains_purged(rules.event_class, day_from=day, day_to=day)
+        _paced(started)
 
 
 def _delete_batch(rules: RetentionRules, batch_size: int) -> int:
@@ -449,8 +536,8 @@ def _delete_batch(rules: RetentionRules, batch_size: int) -> int:
 
 def _delete_expired_rows(rules: RetentionRules, progress: PurgeProgress, save) -> None:
     batch_size = telemetry_settings.PURGE_BATCH_SIZE
-    pause = telemetry_settings.PURGE_BATCH_PAUSE_SECONDS
     while True:
+        started = time.monotonic()
         deleted, rules = _under_current_holds(
             rules, lambda current: _delete_batch(current, batch_size)
         )
@@ -458,8 +545,7 @@ def _delete_expired_rows(rules: RetentionRules, progress: PurgeProgress, save) -
         save(progress)
         if deleted < batch_size:
             break
-        if pause:
-            time.sleep(pause)
+        _paced(started)
     rules = rules_with_current_holds(rules)
     expired, expired_params = rules.expired_sql()
     held, held_params = rules.held_sql()
@@ -516,8 +602,7 @@ def purge_class(
         started = time.monotonic()
         try:
             for leftover in _detached_leftovers(event_class.name):
-                with connection.cursor() as cursor:
-                    cursor.execute(f"DROP TABLE {_quote(leftover)}")
+                _detached_table_drop(leftover)
                 progress.partitions_dropped.append(leftover)
             _drop_expired_partitions(rules, progress, save)
             _delete_expired_rows(rules, progress, save)

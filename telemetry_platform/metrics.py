@@ -1,4 +1,11 @@
-"""GET /metrics: Prometheus exposition, correct across gunicorn worker processes."""
+"""GET /metrics: Prometheus exposition, correct across gunicorn worker processes and nodes.
+
+``/metrics`` is this node's: its processes' counters and histograms (merged from
+``PROMETHEUS_MULTIPROC_DIR``), and, unless ``METRICS_NODE_AGGREGATES`` is false, the
+cluster-wide aggregates kept in Redis (client telemetry and service metrics, the same on
+every node). With several nodes, set it false and scrape ``/metrics/aggregates`` once, so
+those series are not exposed (and summed) once per node (README, "Deployment").
+"""
 
 from __future__ import annotations
 
@@ -24,17 +31,18 @@ TELEMETRY_COLLECTOR = TelemetryMetricsCollector()
 SERVICE_COLLECTOR = ServiceMetricsCollector()
 
 
-def _registry() -> CollectorRegistry:
+def _registry(*, node: bool, aggregates: bool) -> CollectorRegistry:
     # With several gunicorn workers each process writes its samples to
     # PROMETHEUS_MULTIPROC_DIR; the collector merges them on every scrape.
-    # Telemetry aggregates come from Redis in both cases.
+    # Telemetry aggregates come from Redis, whichever node serves them.
     registry = CollectorRegistry()
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if node and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.MultiProcessCollector(registry)
-    else:
+    elif node:
         registry.register(_DefaultRegistry())
-    registry.register(TELEMETRY_COLLECTOR)
-    registry.register(SERVICE_COLLECTOR)  # service counters (service_metric events)
+    if aggregates:
+        registry.register(TELEMETRY_COLLECTOR)
+        registry.register(SERVICE_COLLECTOR)  # service counters (service_metric events)
     return registry
 
 
@@ -77,11 +85,22 @@ def _authorized(request: HttpRequest) -> bool:
     return hmac.compare_digest(presented.encode(), f"Bearer {token}".encode())
 
 
-@require_GET
-def metrics(request: HttpRequest) -> HttpResponse:
-    """Serve every metric; require ``Authorization: Bearer $METRICS_BEARER_TOKEN`` when set."""
+def _serve(request: HttpRequest, registry: CollectorRegistry) -> HttpResponse:
     if not _authorized(request):
         response = HttpResponse("metrics need a bearer token\n", status=401)
         response["WWW-Authenticate"] = "Bearer"
         return response
-    return HttpResponse(exposition(_registry()), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(exposition(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Serve this node's metrics (and the Redis aggregates unless METRICS_NODE_AGGREGATES
+    is false); require ``Authorization: Bearer $METRICS_BEARER_TOKEN`` when set."""
+    return _serve(request, _registry(node=True, aggregates=settings.METRICS_NODE_AGGREGATES))
+
+
+@require_GET
+def metrics_aggregates(request: HttpRequest) -> HttpResponse:
+    """Serve only the cluster-wide aggregates kept in Redis: one scrape target for all nodes."""
+    return _serve(request, _registry(node=False, aggregates=True))

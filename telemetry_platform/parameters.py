@@ -197,6 +197,24 @@ PARAMETERS: tuple[Parameter, ...] = (
     P("DATABASE_CONNECT_TIMEOUT", "int", 5,
       "seconds before an unreachable database fails a request (answered 503)", setting=None,
       minimum=1),
+    P("DATABASE_POOL_MODE", "str", "session",
+      "how `DATABASE_URL`'s server sessions are shared: `transaction` behind PgBouncer's "
+      "transaction pooling (no session state: staging table per transaction, no server-side "
+      "cursors or prepared statements, session locks on `DATABASE_SESSION_URL`)",
+      choices=("session", "transaction")),
+    P("DATABASE_SESSION_URL", "str", "",
+      "a connection that keeps its server session (PostgreSQL itself or a PgBouncer "
+      "session pool) for the purge's and erasure's session locks; needed with "
+      "`DATABASE_POOL_MODE=transaction`", setting=None, shown_default="`DATABASE_URL`"),
+    P("DATABASE_REPLICA_URL", "str", "",
+      "a streaming replica for read-only work (audit search and exports, trends, previews, "
+      "subject-request exports, the home page's figures); empty: all reads on the primary",
+      setting=None),
+    P("DATABASE_REPLICA_MAX_LAG_SECONDS", "float", 5.0,
+      "replication lag beyond which reads go to the primary instead", minimum=0),
+    P("DATABASE_REPLICA_CHECK_SECONDS", "float", 1.0,
+      "how long one measurement of the replica's lag (or its failure) is trusted",
+      minimum=0),
     P("CELERY_BROKER_URL", "str", "redis://127.0.0.1:6379/0", "Celery broker"),
     P("CELERY_RESULT_BACKEND", "str", "",
       "where on-demand task results are kept (1 hour)", shown_default="same as broker"),
@@ -230,6 +248,10 @@ PARAMETERS: tuple[Parameter, ...] = (
       choices=("json", "plain")),
     P("METRICS_BEARER_TOKEN", "str", "", "token `/metrics` requires when set",
       shown_default="empty (open)"),
+    P("METRICS_NODE_AGGREGATES", "bool", True,
+      "`/metrics` also serves the cluster-wide aggregates kept in Redis (client telemetry, "
+      "service metrics); set false on every node when Prometheus scrapes several nodes, and "
+      "scrape `/metrics/aggregates` once"),
     # -- processes
     P("HOST", "str", "127.0.0.1", "where `make run` serves (and the login URL it prints)",
       read_by=PROCESS),
@@ -309,10 +331,21 @@ PARAMETERS: tuple[Parameter, ...] = (
     P("TELEMETRY_CORS_MAX_AGE_SECONDS", "int", 7200,
       "how long browsers may cache a preflight answer (Access-Control-Max-Age)", minimum=0),
     # -- retention
-    P("TELEMETRY_PURGE_BATCH_SIZE", "int", 10_000,
-      "rows deleted per statement/transaction by the purge", minimum=1),
+    P("TELEMETRY_PURGE_BATCH_SIZE", "int", 1_000,
+      "rows deleted per statement/transaction by the purge (each commit flushes its WAL, "
+      "which ingest's commits wait behind: keep it small)", minimum=1),
     P("TELEMETRY_PURGE_BATCH_PAUSE_SECONDS", "float", 0.0, "pause between purge batches",
       minimum=0),
+    P("TELEMETRY_PURGE_PACING", "float", 1.0,
+      "after each purge batch or partition drop, sleep this many times as long as it took "
+      "(at most 5 s), so a purge uses a bounded share of the database (0: no pacing)",
+      minimum=0),
+    P("TELEMETRY_PURGE_LOCK_TIMEOUT_MS", "int", 20,
+      "lock_timeout of the purge's DETACH/DROP: a lock not granted by then is asked again "
+      "later, so DDL never queues long in front of inserts", minimum=1),
+    P("TELEMETRY_PURGE_DDL_ATTEMPTS", "int", 200,
+      "attempts at a partition's DETACH before the purge deletes its rows in batches "
+      "instead", minimum=1),
     P("TELEMETRY_PARTITION_DAYS_AHEAD", "int", 7, "day partitions created ahead of today",
       minimum=1),
     P("TELEMETRY_RETENTION_LIMITS", "json", {"audit_event": [90, 3650], "*": [1, 3650]},
@@ -396,6 +429,10 @@ def read_all(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     values = {parameter.name: parameter.read(environ) for parameter in PARAMETERS}
     _key_id_check(values, "TELEMETRY_HASH_KEYS", "TELEMETRY_HASH_KEY_ID")
     _key_id_check(values, "TELEMETRY_AUDIT_DIGEST_KEYS", "TELEMETRY_AUDIT_DIGEST_KEY_ID")
+    if values["DATABASE_POOL_MODE"] == "transaction" and not values["DATABASE_SESSION_URL"]:
+        raise ParameterError(
+            "DATABASE_POOL_MODE=transaction needs DATABASE_SESSION_URL (session-level locks)"
+        )
     values["CELERY_RESULT_BACKEND"] = (
         values["CELERY_RESULT_BACKEND"] or values["CELERY_BROKER_URL"]
     )

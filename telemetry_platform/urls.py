@@ -5,7 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from .health import healthz
-from .metrics import metrics
+from .metrics import metrics, metrics_aggregates
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -24,6 +24,7 @@ urlpatterns = [
     ),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics, name="metrics"),
+    path("metrics/aggregates", metrics_aggregates, name="metrics-aggregates"),
 ]
 
 handler400 = "telemetry_platform.api_errors.bad_request"

@@ -210,9 +210,10 @@ def test_a_batch_finishing_while_a_hold_is_being_placed_waits_for_it_and_honours
     assert (run.status, run.rows_deleted, run.rows_kept_by_holds) == ("succeeded", 100, 100)
 
 
-def test_a_hold_committed_while_a_partition_is_dropped_keeps_the_partition(owner):
+def test_a_hold_committed_while_a_partition_is_dropped_keeps_the_partition(owner, settings):
     """A hold that commits while a wholly expired day partition is being detached keeps
     that day: the drop is rolled back and the day is trimmed around the hold instead."""
+    settings.TELEMETRY_PURGE_LOCK_TIMEOUT_MS = 60_000  # the DETACH waits (no retry) here
     start = datetime.now(UTC).replace(hour=1, minute=0, second=0, microsecond=0) - timedelta(
         days=40
     )
