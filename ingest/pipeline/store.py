@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import (
     DatabaseError,
     InterfaceError,
@@ -86,13 +87,19 @@ _JSONB_COLUMNS = frozenset({"payload", "redactions"})
 # Each call's rows carry the call's number: a transaction can insert several times (the
 # audit path does, once per chain), and each INSERT must take only its own rows.
 STAGE_COPY_TYPES = ["int8", *(_STAGE_TYPES[column] for column in INSERT_COLUMNS)]
-# ON COMMIT DELETE ROWS empties it at the end of each transaction that used it. The table
-# lives as long as the connection (created at most once per connection, see _stage_ready).
-STAGE_CREATE_SQL = (
+_STAGE_COLUMNS_SQL = (
     f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE_TABLE} (stage_call int8, "
     + ", ".join(f"{column} {_STAGE_TYPES[column]}" for column in INSERT_COLUMNS)
-    + ") ON COMMIT DELETE ROWS"
+    + ")"
 )
+# ON COMMIT DELETE ROWS empties it at the end of each transaction that used it. The table
+# lives as long as the connection (created at most once per connection, see _stage_ready).
+STAGE_CREATE_SQL = _STAGE_COLUMNS_SQL + " ON COMMIT DELETE ROWS"
+# Under transaction pooling (PgBouncer pool_mode=transaction) consecutive transactions of
+# one client connection run on different server sessions: a session's table cannot be
+# relied on, so each transaction that stages creates the table and its commit drops it.
+STAGE_CREATE_TRANSACTION_SQL = _STAGE_COLUMNS_SQL + " ON COMMIT DROP"
+POOL_MODE_TRANSACTION = "transaction"
 STAGE_COPY_SQL = (
     f"COPY {STAGE_TABLE} (stage_call, {', '.join(INSERT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 )
@@ -120,8 +127,13 @@ def _stage_ready(cursor: Any) -> None:
     """Create the staging table on this connection unless it is known to exist.
 
     Known means created in a transaction that committed: a table created in one that
-    rolled back is gone, so the mark is only set on commit.
+    rolled back is gone, so the mark is only set on commit. Under transaction pooling the
+    table belongs to the transaction alone (IF NOT EXISTS: the audit path stages several
+    times in one transaction).
     """
+    if settings.DATABASE_POOL_MODE == POOL_MODE_TRANSACTION:
+        cursor.execute(STAGE_CREATE_TRANSACTION_SQL)
+        return
     raw = connection.connection
     if raw in _staged_connections:
         return
@@ -188,6 +200,8 @@ def insert_events(
             # Only the staging steps run before the statement timeout is set: they touch
             # this session's temporary table alone, so they cannot wait on anyone's lock.
             call = next(_stage_calls)
+            if not connection.in_atomic_block:
+                raise RuntimeError("the staging table needs the caller's transaction")
             _stage_ready(cursor)
             # COPY goes past Django's cursor wrapper: map its errors to Django's too.
             with connection.wrap_database_errors, cursor.copy(STAGE_COPY_SQL) as copy:
