@@ -20,6 +20,7 @@ from datetime import datetime
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
+from django.db.models.fields.json import KeyTextTransform
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -28,11 +29,19 @@ from audit.access import record_correlation, record_denied, record_search
 from audit.exports import export_response
 from audit.filtersets import DEFAULT_WINDOW, AuditEventFilterSet
 from audit.models import AuditEvent
+from audit.search_display import (
+    EXACT_COUNT_LIMIT,
+    SEARCH_RECORD_NAME,
+    attributes_summary,
+    match_count_text,
+)
 from audit.selectors import correlated_events, estimated_count
 from ingest.models import Event
 from telemetry_platform.db_router import annotate_response, replica_reads
 
 PAGE_SIZE = 50
+# Filters folded under "More filters": the bar keeps the ones most searches use.
+MORE_FILTERS = ("occurred_before", "source", "request_id", "trace_id", "session", "org", "device")
 SEARCH_PERMISSION = "audit.search_auditevent"
 EXPORT_FORMATS = ("csv", "jsonl")
 # Query parameters of the pages themselves, never filters.
@@ -187,6 +196,9 @@ class AuditEventAdmin(admin.ModelAdmin):
             **self._context(request, "Audit search"),
             "form": form,
             "page_size": PAGE_SIZE,
+            "primary_fields": [form[name] for name in form.fields if name not in MORE_FILTERS],
+            "more_fields": [form[name] for name in form.fields if name in MORE_FILTERS],
+            "more_filters_open": any(request.GET.get(name) for name in MORE_FILTERS),
             "default_window_hours": int(DEFAULT_WINDOW.total_seconds() // 3600),
             **(extra_context or {}),
         }
@@ -194,6 +206,12 @@ class AuditEventAdmin(admin.ModelAdmin):
             return TemplateResponse(request, self.search_template, context)
 
         queryset = filterset.qs
+        data = form.cleaned_data
+        show_searches = request.GET.get("show_searches") == "1"
+        if not show_searches and data.get("event_name") != SEARCH_RECORD_NAME:
+            queryset = queryset.alias(
+                listed_event_name=KeyTextTransform("event_name", "payload")
+            ).exclude(listed_event_name=SEARCH_RECORD_NAME)
         # The page's reads go to the replica within its lag bound; the page says how fresh.
         with replica_reads() as source:
             page = keyset_page(
@@ -201,9 +219,9 @@ class AuditEventAdmin(admin.ModelAdmin):
                 older=request.GET.get("older", ""),
                 newer=request.GET.get("newer", ""),
             )
-            rows = [self._row(event) for event in page.rows]
-            estimated = estimated_count(queryset)  # EXPLAIN: never COUNT(*)
-        data = form.cleaned_data
+            rows = [self._row(event, data.get("q") or "") for event in page.rows]
+            exact = self._exact_count(queryset, page)
+            estimated = estimated_count(queryset) if exact is None else exact  # EXPLAIN
         filter_params = [
             (name, request.GET[name])
             for name in form.fields
@@ -213,6 +231,9 @@ class AuditEventAdmin(admin.ModelAdmin):
             searched=True,
             rows=rows,
             estimated=estimated,
+            match_count=match_count_text(exact=exact, estimated=estimated),
+            show_searches=show_searches,
+            searches_toggle_url=self._toggle_url(request, not show_searches),
             older_url=self._page_url(request, "older", page.older),
             newer_url=self._page_url(request, "newer", page.newer),
             first_url=self._page_url(request, None, None),
@@ -231,9 +252,27 @@ class AuditEventAdmin(admin.ModelAdmin):
         record_search(request, filterset, "searched")
         return response
 
-    def _row(self, event: Event) -> dict:
+    @staticmethod
+    def _exact_count(queryset: QuerySet, page: Page) -> int | None:
+        """The exact number of matches when it is small (a LIMIT query, never COUNT)."""
+        if not page.older and not page.newer:
+            return len(page.rows)
+        found = len(queryset.order_by().values_list("id", flat=True)[: EXACT_COUNT_LIMIT + 1])
+        return found if found <= EXACT_COUNT_LIMIT else None
+
+    def _toggle_url(self, request: HttpRequest, show: bool) -> str:
+        query = request.GET.copy()
+        for name in (*CURSOR_PARAMS, "show_searches"):
+            query.pop(name, None)
+        if show:
+            query["show_searches"] = "1"
+        encoded = query.urlencode()
+        return f"{request.path}?{encoded}" if encoded else request.path
+
+    def _row(self, event: Event, query: str = "") -> dict:
         payload = event.payload or {}
         return {
+            "summary": attributes_summary(payload.get("attributes"), query),
             "pk": event.pk,
             "occurred_at": event.occurred_at,
             "event_name": payload.get("event_name", ""),

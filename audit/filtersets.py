@@ -18,6 +18,14 @@ from telemetry_platform.conf import telemetry_settings
 from .models import AuditEvent
 
 DEFAULT_WINDOW = timedelta(hours=24)
+# The audit schema's outcomes: a choice, so a typo is an error rather than zero results.
+OUTCOME_CHOICES = [
+    ("success", "success"),
+    ("failure", "failure"),
+    ("rejected", "rejected"),
+    ("denied", "denied"),
+    ("error", "error"),
+]
 # The expression of the full-text index on the audit partition (ingest/partitions.py).
 ATTRIBUTES_TSVECTOR = (
     "jsonb_to_tsvector('simple', coalesce(payload->'attributes', '{}'), '[\"string\"]')"
@@ -58,7 +66,9 @@ class AuditEventFilterSet(django_filters.FilterSet):
     event_name = django_filters.CharFilter(
         method="filter_event_name", label="Event name (exact, or a prefix ending in . or *)"
     )
-    outcome = django_filters.CharFilter(method="filter_payload_text", label="Outcome")
+    outcome = django_filters.ChoiceFilter(
+        method="filter_payload_text", label="Outcome", choices=OUTCOME_CHOICES
+    )
     source = django_filters.CharFilter(field_name="source", label="Source")
     request_id = django_filters.CharFilter(field_name="request_id", label="Request id")
     trace_id = django_filters.CharFilter(method="filter_trace_id", label="Trace id")

@@ -188,16 +188,69 @@ def test_a_tampered_cursor_shows_the_newest_page(analyst, corpus):
     assert names(response) == ["auth.login", "auth.logout", "autopilot.updated"]
 
 
-def test_estimated_count_is_shown_and_no_count_query_runs(analyst, corpus):
-    """The total is the planner's estimate ("about N"); no SQL of the page runs COUNT."""
+def test_small_totals_are_exact_and_agree_with_the_rows(analyst, corpus):
+    """A handful of matches is counted exactly ("2 events match" above two rows, "0 events
+    match" above none), never "about 1" above 30 rows; no SQL of the page runs COUNT."""
     with CaptureQueriesContext(connection) as queries:
         response = analyst.get(SEARCH, {"event_name": "auth."})
     assert response.status_code == 200
-    assert isinstance(response.context["estimated"], int)
-    assert f"about {response.context['estimated']} event" in response.content.decode()
+    rows = len(response.context["rows"])
+    html = response.content.decode()
+    assert f'id="match-count">{rows} events match<' in html
+    assert "about" not in html.split('id="match-count">')[1].split("<")[0]
+    statements = [query["sql"].lower() for query in queries.captured_queries]
+    assert not [sql for sql in statements if "count(" in sql]
+    none = analyst.get(SEARCH, {"event_name": "no.such."}).content.decode()
+    assert 'id="match-count">0 events match<' in none and "No audit events match" in none
+
+
+def test_large_totals_are_the_planners_estimate(analyst, corpus, monkeypatch):
+    """Beyond the exact limit the page says "about N" from EXPLAIN, N above the limit."""
+    from audit import admin as audit_admin
+    from audit import search_display
+
+    monkeypatch.setattr(audit_admin, "PAGE_SIZE", 2)
+    monkeypatch.setattr(audit_admin, "EXACT_COUNT_LIMIT", 3)
+    monkeypatch.setattr(search_display, "EXACT_COUNT_LIMIT", 3)
+    for number in range(6):
+        audit("data.read", minutes_ago=1 + number / 10, request_id=f"req_e_{number}")
+    with CaptureQueriesContext(connection) as queries:
+        response = analyst.get(SEARCH, {"event_name": "data.read"})
     statements = [query["sql"].lower() for query in queries.captured_queries]
     assert any(sql.startswith("explain") for sql in statements)
     assert not [sql for sql in statements if "count(" in sql]
+    text = response.content.decode().split('id="match-count">')[1].split("<")[0]
+    assert text.startswith("about ") and int(text.split()[1].replace(",", "")) >= 4
+
+
+def test_own_searches_are_hidden_unless_asked_for(analyst, corpus):
+    """The analyst's platform.audit.searched records stay out of the default view."""
+    analyst.get(SEARCH, {"source": "control-service"})  # recorded as a search
+    default = analyst.get(SEARCH)
+    assert "platform.audit.searched" not in [row["event_name"] for row in default.context["rows"]]
+    toggle = default.context["searches_toggle_url"]
+    assert "show_searches=1" in toggle
+    shown = analyst.get(toggle)
+    assert "platform.audit.searched" in [row["event_name"] for row in shown.context["rows"]]
+
+
+def test_outcome_is_a_choice(analyst, corpus):
+    html = analyst.get(SEARCH).content.decode()
+    assert '<select name="outcome"' in html
+    refused = analyst.get(SEARCH, {"outcome": "rejectd"})
+    assert refused.status_code == 200 and "Select a valid choice" in refused.content.decode()
+    assert not refused.context.get("searched")
+
+
+def test_rows_link_from_the_first_column_and_show_why_text_matched(analyst, corpus):
+    """The time links to the event; the attributes column marks the full-text term."""
+    response = analyst.get(SEARCH, {"q": "expired"})
+    html = response.content.decode()
+    row = html.split('<tr class="audit-row"')[1].split("</tr>")[0]
+    first_cell = row.split("</td>")[0]
+    assert 'class="detail-link"' in first_cell
+    summary = row.split('class="summary">')[1].split("</td>")[0]
+    assert "<b>reason</b>: <mark>expired</mark> token" in summary
 
 
 def test_no_count_query_while_paging(analyst, corpus):

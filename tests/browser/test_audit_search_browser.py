@@ -107,7 +107,7 @@ def test_analyst_searches_correlates_and_exports_in_chromium(
 
             page.click("a[href='/admin/audit/auditevent/']")
             expect(page.locator("#audit-search-form")).to_be_visible()
-            expect(page.locator("#audit-estimate")).to_contain_text("about")
+            expect(page.locator("#audit-estimate")).to_contain_text("match")
 
             page.fill("#id_actor", ACTOR)
             page.click("#audit-search-form input[type=submit]")
