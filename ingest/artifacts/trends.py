@@ -206,12 +206,13 @@ def trend_chart_svg(series: TrendSeries) -> str:
             f"{escape(show(latest_budget))}{note}</title></polyline>"
         )
         # A legend above the plot area: never on top of a point or a failure cross.
+        legend = f"budget {show(latest_budget)}{note}"
+        swatch_end = LEFT + plot_w - len(legend) * 6.2 - 6  # ~6.2 px per 11 px character
         parts.append(
-            f'<line x1="{LEFT + plot_w - 150}" y1="{TOP - 12}" x2="{LEFT + plot_w - 126}" '
+            f'<line x1="{swatch_end - 24:.1f}" y1="{TOP - 12}" x2="{swatch_end:.1f}" '
             f'y2="{TOP - 12}" stroke="#d9822b" stroke-width="1.5" stroke-dasharray="6 4"/>'
             f'<text class="budget-label" x="{LEFT + plot_w}" y="{TOP - 8}" '
-            f'text-anchor="end" font-size="11" fill="#b3641a">budget '
-            f"{escape(show(latest_budget))}{note}</text>"
+            f'text-anchor="end" font-size="11" fill="#b3641a">{escape(legend)}</text>'
         )
     coords = " ".join(f"{x(i):.1f},{y(point.value):.1f}" for i, point in enumerate(points))
     parts.append(
