@@ -16,6 +16,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
 from ingest.violations import DEFAULT_WINDOW, WINDOWS, ViolationRow, violation_list, window_buckets
 
@@ -116,6 +118,8 @@ class PlatformAdminSite(admin.AdminSite):
                 "last_hour": human_count(row.last_hour),
                 "spark": sparkline_svg(row.spark, label=f"per {unit}, peak {max(row.spark)}"),
                 "url": self.detail_url(row),
+                "field": _breakable(row.field_path),
+                "schema": _breakable(row.schema_name),
             }
             for row in rows
         ]
@@ -183,6 +187,11 @@ class PlatformAdminSite(admin.AdminSite):
             "list_url": reverse("admin:violation_list"),
         }
         return TemplateResponse(request, "admin/violations/detail.html", context)
+
+
+def _breakable(name: str) -> str:
+    """A dotted name that may wrap after its dots (never inside a word)."""
+    return format_html_join(mark_safe(".<wbr>"), "{}", ((part,) for part in name.split(".")))
 
 
 def _summed(rows: list[ViolationRow], length: int) -> list[int]:
