@@ -281,3 +281,19 @@ def test_stored_events_is_the_planner_estimate(admin_client, ingest_client):
     shown = page.split('id="events-estimate">', 1)[1].split("</p>", 1)[0]
     assert shown == f"About {stored} events stored (planner estimate)."
     assert stored >= 3
+
+
+def test_policies_due_for_review_count_for_approvers(people):
+    """Ninety-odd days after the configuration loaded, every policy with no review or
+    approved change is due; an approver's card counts them, an owner gets no such card."""
+    from governance.reviews import policy_review_status
+    from telemetry_platform.home import home_build
+
+    later = datetime.now(UTC) + timedelta(days=400)
+    due = [status for status in policy_review_status(now=later) if status.due]
+    assert due
+    tasks = {task.key: task for task in home_build(people["approver"], now=later).tasks}
+    assert tasks["review"].count == len(due)
+    assert tasks["review"].items[0][0] == due[0].label
+    owner_tasks = {task.key for task in home_build(people["owner"], now=later).tasks}
+    assert "review" not in owner_tasks
