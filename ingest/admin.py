@@ -25,6 +25,7 @@ from .artifacts.selectors import (
     performance_source_list,
 )
 from .artifacts.trends import trend_chart_svg
+from .humanize import human_duration
 from .models import ApiKey, Event, PerformanceTrend, PurgeRun
 from .retention import purge_preview, purge_runs_interrupted_mark
 from .services import (
@@ -220,7 +221,7 @@ class PurgeRunAdmin(admin.ModelAdmin):
         "rows_deleted",
         "dropped",
         "rows_kept_by_holds",
-        "duration_seconds",
+        "duration",
         "triggered_by",
     )
     list_filter = ("event_class", "status", "triggered_by")
@@ -233,7 +234,7 @@ class PurgeRunAdmin(admin.ModelAdmin):
         "rows_kept_by_holds",
         "started_at",
         "finished_at",
-        "duration_seconds",
+        "duration",
         "error",
         "triggered_by",
     )
@@ -257,6 +258,11 @@ class PurgeRunAdmin(admin.ModelAdmin):
         """One run, shown as interrupted if its worker died."""
         purge_runs_interrupted_mark()
         return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="duration", ordering="duration_seconds")
+    def duration(self, obj: PurgeRun) -> str:
+        """ "7.8 ms", "2 min 3 s": not 0.007785126999920067."""
+        return human_duration(obj.duration_seconds)
 
     @admin.display(description="partitions dropped")
     def dropped(self, obj: PurgeRun) -> int:
@@ -308,7 +314,10 @@ class PurgeRunAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "title": "Purge dry run",
             "opts": self.model._meta,
-            "previews": previews,
+            # Grouped: the classes a purge would delete from now, then the rest.
+            "would_delete": [(c, p) for c, p in previews if p.eligible],
+            "nothing_due": [(c, p) for c, p in previews if not p.eligible],
+            "can_run": request.user.has_perm(RUN_PURGE_PERMISSION),
         }
         return TemplateResponse(request, "admin/ingest/purgerun/dry_run.html", context)
 

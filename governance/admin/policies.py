@@ -78,6 +78,7 @@ class PolicyYamlForm(forms.Form):
 
 @admin.register(FieldPolicy)
 class FieldPolicyAdmin(admin.ModelAdmin):
+    change_list_template = "admin/tgp/change_list_fit.html"
     list_display = (
         "revision",
         "path",

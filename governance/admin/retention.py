@@ -96,6 +96,7 @@ class LegalHoldAdmin(ProposeThroughChangeRequest, admin.ModelAdmin):
     """Holds are placed and released through reviewed change requests."""
 
     form = LegalHoldForm
+    change_list_template = "admin/tgp/change_list_fit.html"
     list_display = (
         "id",
         "reason",

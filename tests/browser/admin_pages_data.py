@@ -79,9 +79,11 @@ def field_policy_request():
 def admin_pages_data() -> dict[str, object]:
     """Everything the key pages show, and a superuser to see them."""
     from governance.models import Schema
+    from ingest.services import events_purge_expired
 
     audit_events()
     perf_history()
+    events_purge_expired(event_class="audit_event")  # a purge run to list
     change_request = field_policy_request()
     get_user_model().objects.create_superuser("root", password=PASSWORD)
     schema = Schema.objects.get(name=AUDIT_SCHEMA)

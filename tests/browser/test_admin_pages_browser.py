@@ -24,6 +24,19 @@ def _pages(rows: dict[str, object]) -> dict[str, str]:
     }
 
 
+LISTS = {
+    "purge runs": "/admin/ingest/purgerun/",
+    "legal holds": "/admin/governance/legalhold/",
+    "field policy list": "/admin/governance/fieldpolicy/",
+    "purge dry run": "/admin/ingest/purgerun/dry-run/",
+}
+# A list's table scrolling inside its box clips its right-hand columns off screen.
+INNER_CLIP = (
+    "Array.from(document.querySelectorAll('#changelist .results, #content table'))"
+    ".map(e => Math.max(0, e.scrollWidth - e.clientWidth)).reduce((a, b) => Math.max(a, b), 0)"
+)
+
+
 def test_key_pages_fit_1440_wide(browser_session, platform_config):
     """scrollWidth <= innerWidth on every key page, with wide rows loaded."""
     rows = admin_pages_data()
@@ -35,6 +48,11 @@ def test_key_pages_fit_1440_wide(browser_session, platform_config):
         assert response.status == 200, name
         page.wait_for_load_state("load")
         overflow[name] = horizontal_overflow(page)
+    for name, url in LISTS.items():
+        response = page.goto(f"{browser_session.base_url}{url}")
+        assert response.status == 200, name
+        overflow[name] = horizontal_overflow(page)
+        overflow[f"{name} (inner)"] = page.evaluate(INNER_CLIP)
     assert overflow == dict.fromkeys(overflow, 0)
     # The change request's decision buttons are on the first screen.
     page.goto(f"{browser_session.base_url}{_pages(rows)['change request']}")

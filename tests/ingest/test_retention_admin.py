@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 
 from governance.models import EventClass, LegalHold
 from ingest import pipeline
+from ingest.humanize import human_duration
 from ingest.models import PurgeRun
 from ingest.services import events_purge_expired
 from tests.factories import iso
@@ -118,8 +119,16 @@ def test_purge_history_dry_run_and_run_now(admin_client, monkeypatch):
     listing = admin_client.get("/admin/ingest/purgerun/?event_class__name__exact=service_metric")
     assert "service_metric" in listing.content.decode()
     assert 'id="run-purge-now"' in listing.content.decode()
+    run = PurgeRun.objects.filter(event_class="service_metric").latest("started_at")
+    cell = listing.content.decode().split('class="field-duration">')[1].split("<")[0]
+    assert cell == human_duration(run.duration_seconds)
+    assert cell.endswith(("ms", " s", "min")) and str(run.duration_seconds) not in cell
     dry = admin_client.get("/admin/ingest/purgerun/dry-run/").content.decode()
-    assert "<td>client_diagnostic</td>" in dry
+    due = dry.split('id="dry-run-due"')[1].split("</tbody>")[0]
+    assert 'data-class="client_diagnostic"' in due  # 45 days old: would be deleted
+    assert "/admin/governance/eventclass/client_diagnostic/change/" in due
+    assert "?event_class__name__exact=client_diagnostic" in due
+    assert 'data-class="client_diagnostic"' not in dry.split('id="dry-run-none"')[1]
     enqueued = []
     monkeypatch.setattr(
         "ingest.admin.purge_expired_events.delay",
@@ -151,3 +160,11 @@ def test_retention_dry_run_current_row_shows_the_stored_retention(admin_client):
     assert f'id="current-cutoff">{current_cutoff}' in page
     assert f'id="proposed-cutoff">{proposed_cutoff}' in page
     assert EventClass.objects.get(name="client_diagnostic").retention_days == 30
+
+
+def test_durations_read_as_people_say_them():
+    assert human_duration(0.007785126999920067) == "7.79 ms"
+    assert human_duration(123.4) == "2 min 3 s"
+    assert human_duration(7.8) == "7.8 s"
+    assert human_duration(3600 * 2 + 60) == "2 h 1 min"
+    assert human_duration(None) == "—"
