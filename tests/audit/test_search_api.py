@@ -195,3 +195,10 @@ def test_extreme_dates_are_refused_or_normalised_never_500(analyst, corpus, valu
     """Offsets PostgreSQL refuses and dates out of range give 200 or 400, never 500."""
     response = analyst.get("/api/v1/audit-events", {"occurred_after": value})
     assert response.status_code in (200, 400)
+
+
+def test_an_unknown_outcome_is_refused_with_its_field(analyst, corpus):
+    """Outcome is a choice: a typo is a 400 naming the field, not an empty result."""
+    response = analyst.get("/api/v1/audit-events", {"outcome": "rejectd"})
+    assert response.status_code == 400
+    assert "outcome" in json.dumps(response.json())
