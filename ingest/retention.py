@@ -517,29 +517,48 @@ def _drop_expired_partitions(rules: RetentionRules, progress: PurgeProgress, sav
         _paced(started)
 
 
-def _delete_batch(rules: RetentionRules, batch_size: int) -> int:
-    """Delete up to ``batch_size`` expired rows no hold of ``rules`` covers; return how many."""
+Position = tuple[datetime, int]  # (occurred_at, id): where the batched delete has got to
+
+
+def _delete_batch(
+    rules: RetentionRules, batch_size: int, after: Position | None
+) -> tuple[int, Position | None]:
+    """Delete up to ``batch_size`` expired rows no hold of ``rules`` covers, the first ones
+    after ``after`` in (occurred_at, id) order; return how many and the last one deleted.
+
+    Starting after the previous batch keeps each batch's scan short: rows a hold keeps
+    (or newer ones) are passed over once, not by every batch again. A row left behind (a
+    hold released meanwhile) is deleted by the next run.
+    """
     expired, expired_params = rules.expired_sql()
     held, held_params = rules.held_sql()
     table = _quote(class_partition_name(rules.event_class))
+    keyset, keyset_params = "", []
+    if after is not None:
+        # A range on the primary key's second column: each index scan starts at ``after``.
+        keyset = " AND occurred_at >= %s AND (occurred_at > %s OR id > %s)"
+        keyset_params = [after[0], after[0], after[1]]
     # The condition is repeated outside the subquery so PostgreSQL prunes partitions for
     # the DELETE too (with only "id IN (...)" it would visit every partition per batch).
     sql = (
         f"DELETE FROM {table} WHERE {expired} AND NOT {held} "  # noqa: S608 (quoted identifier)
-        f"AND id = ANY(ARRAY(SELECT id FROM {table} WHERE {expired} AND NOT {held} LIMIT %s))"
+        f"AND id = ANY(ARRAY(SELECT id FROM {table} WHERE event_class = %s AND {expired} "
+        f"AND NOT {held}{keyset} ORDER BY occurred_at, id LIMIT %s)) RETURNING occurred_at, id"
     )
     params = [*expired_params, *held_params]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *params, batch_size])
-        return cursor.rowcount
+        cursor.execute(sql, [*params, rules.event_class, *params, *keyset_params, batch_size])
+        rows = cursor.fetchall()
+    return len(rows), (max(rows) if rows else after)
 
 
 def _delete_expired_rows(rules: RetentionRules, progress: PurgeProgress, save) -> None:
     batch_size = telemetry_settings.PURGE_BATCH_SIZE
+    after: Position | None = None
     while True:
         started = time.monotonic()
-        deleted, rules = _under_current_holds(
-            rules, lambda current: _delete_batch(current, batch_size)
+        (deleted, after), rules = _under_current_holds(
+            rules, lambda current, after=after: _delete_batch(current, batch_size, after)
         )
         progress.rows_deleted += deleted
         save(progress)
