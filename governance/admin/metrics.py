@@ -19,7 +19,69 @@ from ..services import metric_definition_check, metric_definition_save
 from .denied import denied
 
 
+class LabelLinesField(forms.CharField):
+    """Labels as ``label = source`` lines (``surface = field:surface``), not raw JSON."""
+
+    widget = forms.Textarea(attrs={"rows": 4, "cols": 60, "placeholder": "surface = field:surface"})
+
+    def prepare_value(self, value: object) -> str:
+        if isinstance(value, list):
+            return "\n".join(
+                f"{item.get('label', '')} = {item.get('source', '')}"
+                for item in value
+                if isinstance(item, dict)
+            )
+        return "" if value is None else str(value)
+
+    def to_python(self, value: object) -> list[dict[str, str]]:
+        text = super().to_python(value) or ""
+        labels = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            label, sep, source = line.partition("=")
+            if not sep or not label.strip() or not source.strip():
+                raise forms.ValidationError(
+                    f"line {number}: write it as label = source (e.g. surface = field:surface)"
+                )
+            labels.append({"label": label.strip(), "source": source.strip()})
+        return labels
+
+
+class BucketsField(forms.CharField):
+    """Histogram bounds as comma-separated numbers (``0.005, 0.01, 0.1, 1``)."""
+
+    widget = forms.TextInput(attrs={"size": 60, "placeholder": "0.005, 0.01, 0.1, 1, 10"})
+
+    def prepare_value(self, value: object) -> str:
+        if isinstance(value, list):
+            return ", ".join(
+                f"{bound:g}" if isinstance(bound, float) else str(bound) for bound in value
+            )
+        return "" if value is None else str(value)
+
+    def to_python(self, value: object) -> list[float]:
+        text = super().to_python(value) or ""
+        bounds = []
+        for part in (piece.strip() for piece in text.replace(";", ",").split(",")):
+            if not part:
+                continue
+            try:
+                bounds.append(float(part))
+            except ValueError:
+                raise forms.ValidationError(f"{part!r} is not a number") from None
+        if bounds != sorted(set(bounds)):
+            raise forms.ValidationError("bucket bounds must increase, without repeats")
+        return bounds
+
+
 class MetricDefinitionForm(forms.ModelForm):
+    labels = LabelLinesField(
+        required=False,
+        help_text="One label a line: label = source (oneof:FIELD or field:PATH).",
+    )
+    buckets = BucketsField(required=False, help_text="Histogram: bucket upper bounds.")
+
     class Meta:
         model = MetricDefinition
         fields = (
@@ -95,9 +157,13 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
             with tempfile.TemporaryDirectory() as directory:
                 target = Path(directory) / f"upload{suffix}"
                 target.write_bytes(upload.read(5 * 1024 * 1024))
-                report = check_files([target], metric_catalogue(), allow_missing=allowed)
-                text = report.as_text().replace(str(target), upload.name)
-            report = {"text": text, "exit_code": report.exit_code()}
+                checked = check_files([target], metric_catalogue(), allow_missing=allowed)
+                text = checked.as_text().replace(str(target), upload.name)
+            report = {
+                "text": text,
+                "exit_code": checked.exit_code(),
+                **conformance_rows(checked, upload.name, str(target)),
+            }
         context = {
             **self.admin_site.each_context(request),
             "title": "Conformance check",
@@ -108,3 +174,41 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
         return TemplateResponse(
             request, "admin/governance/metricdefinition/conformance.html", context
         )
+
+
+def conformance_rows(report, display: str, path: str) -> dict:
+    """The report as a per-rule table: failing rules with status, then a summary."""
+    rows = [
+        {
+            "status": "missing",
+            "kind": finding.kind,
+            "name": finding.name,
+            "detail": "not emitted: " + ", ".join(finding.metrics),
+        }
+        for finding in report.missing
+    ]
+    rows += [
+        {
+            "status": "error",
+            "kind": error.kind or "file",
+            "name": error.name or display,
+            "detail": error.message.replace(path, display),
+        }
+        for error in report.errors
+    ]
+    rows += [
+        {
+            "status": "unresolved",
+            "kind": item.kind,
+            "name": item.name,
+            "detail": "metric name not fixed: " + ", ".join(item.selectors),
+        }
+        for item in report.unresolvable
+    ]
+    failing = {(row["kind"], row["name"]) for row in rows if row["status"] != "unresolved"}
+    return {
+        "rows": rows,
+        "checked": report.checked,
+        "passing": max(report.checked - len(failing), 0),
+        "failing": len(failing),
+    }

@@ -66,3 +66,71 @@ def test_a_refusal_is_styled_and_names_the_role_needed(platform_config):
     needed = html.split('id="role-needed">')[1].split("</p>")[0]
     assert "governance approver" in needed and "platform admin" in needed
     assert "security analyst" in html  # the roles the user has
+
+
+def test_conformance_shows_a_per_rule_table_with_status(owner):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    rules = (
+        b"groups:\n- name: g\n  rules:\n"
+        b"  - alert: Missing\n    expr: up_nothing_total > 0\n"
+        b"  - alert: Fine\n    expr: up > 0\n"
+    )
+    response = logged_in(owner).post(
+        "/admin/governance/metricdefinition/conformance/",
+        {"file": SimpleUploadedFile("rules.yaml", rules), "allow_missing": ""},
+    )
+    html = response.content.decode()
+    table = html.split('id="conformance-rules"')[1].split("</table>")[0]
+    missing = table.split('class="rule-missing"')[1].split("</tr>")[0]
+    assert "MISSING" in missing and "Missing" in missing and "up_nothing_total" in missing
+    assert "Fine" not in table
+    summary = html.split('id="conformance-summary"')[1].split("</div>\n</div>")[0]
+    assert "<strong>2</strong>" in summary and "<strong>1</strong> OK" in summary
+    assert "<strong>1</strong> failing" in summary
+
+
+def test_metric_labels_and_buckets_are_edited_as_lines_and_numbers(platform_config):
+    from governance.admin.metrics import BucketsField, LabelLinesField
+
+    labels = LabelLinesField(required=False)
+    assert labels.clean("event_type = oneof:event\n\nsurface = field:surface") == [
+        {"label": "event_type", "source": "oneof:event"},
+        {"label": "surface", "source": "field:surface"},
+    ]
+    assert labels.prepare_value([{"label": "surface", "source": "field:surface"}]) == (
+        "surface = field:surface"
+    )
+    with pytest.raises(Exception, match="line 1: write it as label = source"):
+        labels.clean("surface")
+    buckets = BucketsField(required=False)
+    assert buckets.clean("0.005, 0.1, 1, 10") == [0.005, 0.1, 1.0, 10.0]
+    assert buckets.prepare_value([0.005, 0.1, 1.0]) == "0.005, 0.1, 1"
+    with pytest.raises(Exception, match="must increase"):
+        buckets.clean("1, 0.5")
+    with pytest.raises(Exception, match="is not a number"):
+        buckets.clean("1, fast")
+
+
+def test_the_metric_definition_form_has_no_json_textareas(platform_config):
+    from django.contrib.auth import get_user_model
+
+    from governance.models import MetricDefinition
+
+    definition = MetricDefinition.objects.create(
+        name="audit_outcomes_total",
+        schema=Schema.objects.get(name=AUDIT_SCHEMA),
+        labels=[{"label": "outcome", "source": "field:outcome"}],
+        buckets=[0.1, 1.0],
+    )
+    root = get_user_model().objects.create_superuser("root", password="pw-123456!")
+    html = (
+        logged_in(root)
+        .get(f"/admin/governance/metricdefinition/{definition.pk}/change/")
+        .content.decode()
+    )
+    field = html.split('name="labels"')[1].split("</textarea>")[0]
+    first = definition.labels[0]
+    assert f"{first['label']} = {first['source']}" in field
+    assert "[{" not in field and "&quot;label&quot;" not in field
+    assert 'name="buckets" ' in html and 'type="text"' in html.split('name="buckets"')[0][-200:]
