@@ -4,6 +4,8 @@ README screenshots of audit search, a change request and the trends page
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.browser.admin_pages_data import PASSWORD, admin_pages_data
@@ -39,7 +41,10 @@ INNER_CLIP = (
 
 def test_key_pages_fit_1440_wide(browser_session, platform_config):
     """scrollWidth <= innerWidth on every key page, with wide rows loaded."""
+    from audit.models import AuditEvent
+
     rows = admin_pages_data()
+    event_pk = AuditEvent.objects.filter(source="control-service").first().pk
     page = browser_session.login("root", PASSWORD)
     assert page.evaluate("window.innerWidth") == 1440
     overflow = {}
@@ -53,6 +58,16 @@ def test_key_pages_fit_1440_wide(browser_session, platform_config):
         assert response.status == 200, name
         overflow[name] = horizontal_overflow(page)
         overflow[f"{name} (inner)"] = page.evaluate(INNER_CLIP)
+    page.goto(f"{browser_session.base_url}/admin/audit/auditevent/{event_pk}/correlation/")
+    overflow["correlation"] = horizontal_overflow(page)
+    page.goto(f"{browser_session.base_url}/admin/governance/scannerrule/preview/")
+    page.select_option("#id_schema", index=1)
+    long_value = "see " + "https://example.test/" + "a" * 300 + " mail eli.898485@corp.test"
+    sample = {"event_name": "auth.login", "attributes": {"note": long_value}}
+    page.fill("#id_sample", json.dumps(sample))
+    page.click(".preview-form input[type=submit]")
+    page.wait_for_selector("#preview-result")
+    overflow["redaction preview"] = horizontal_overflow(page)
     assert overflow == dict.fromkeys(overflow, 0)
     # The change request's decision buttons are on the first screen.
     page.goto(f"{browser_session.base_url}{_pages(rows)['change request']}")
