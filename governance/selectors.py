@@ -55,9 +55,25 @@ def _effective_retention(schema: Schema) -> int:
         return schema.event_class.retention_days
 
 
+# Rows of PolicyEpoch: the policy epoch (any schema or policy change) and the
+# suppression epoch (only the data-subject suppression list changed).
+POLICY_EPOCH = 1
+SUPPRESSION_EPOCH = 2
+
+
 def policy_epoch_get() -> int:
     """Return the current policy epoch (0 before any change was recorded)."""
-    return PolicyEpoch.objects.filter(pk=1).values_list("value", flat=True).first() or 0
+    return policy_epochs_get()[0]
+
+
+def policy_epochs_get() -> tuple[int, int]:
+    """Return the policy and suppression epochs, in one query (0 when never bumped)."""
+    values = dict(
+        PolicyEpoch.objects.filter(pk__in=(POLICY_EPOCH, SUPPRESSION_EPOCH)).values_list(
+            "pk", "value"
+        )
+    )
+    return values.get(POLICY_EPOCH, 0), values.get(SUPPRESSION_EPOCH, 0)
 
 
 def schema_revision_ingestible(revisions: list[SchemaRevision]) -> SchemaRevision | None:
@@ -87,6 +103,7 @@ class SchemaPlanCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._epoch: int | None = None
+        self._suppression_epoch: int | None = None
         self._checked_at = 0.0
         self._index: dict[str, _IndexEntry] = {}
         self._plans: dict[tuple[int, str], SchemaPlan] = {}
@@ -103,7 +120,7 @@ class SchemaPlanCache:
         recent = now - self._checked_at < telemetry_settings.PLAN_REFRESH_SECONDS
         if not force and throttle and recent:
             return
-        epoch = policy_epoch_get()
+        epoch, suppression_epoch = policy_epochs_get()
         with self._lock:
             if force or epoch != self._epoch:
                 self._index = self._load_index()
@@ -112,7 +129,10 @@ class SchemaPlanCache:
                 self._plans = {}
                 self._compiled_scanner = None
                 self.suppressed = ports.suppressed_subject_hashes()
-                self._epoch = epoch
+            elif suppression_epoch != self._suppression_epoch:
+                # Only the suppression list moved: the compiled plans stay valid.
+                self.suppressed = ports.suppressed_subject_hashes()
+            self._epoch, self._suppression_epoch = epoch, suppression_epoch
             # Only once the index is loaded: a thread that sees a recent check must find
             # the index that check loaded, not the one it is replacing (gthread workers
             # serve several requests per process at once).
@@ -208,6 +228,7 @@ class SchemaPlanCache:
         """Forget everything (tests use this between database resets)."""
         with self._lock:
             self._epoch = None
+            self._suppression_epoch = None
             self._checked_at = 0.0
             self._index = {}
             self._plans = {}

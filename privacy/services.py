@@ -8,7 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from governance.services import policy_epoch_bump
+from governance.services import suppression_epoch_bump
 from ingest.platform_audit import audit_event_record
 
 from .identifiers import IdentifierError, subject_hashes_from
@@ -94,7 +94,7 @@ def subject_request_submit(
         request.status, request.finished_at = Status.COMPLETED, now
     elif kind == Kind.SUPPRESSION:
         request.status, request.suppressed_at, request.finished_at = Status.COMPLETED, now, now
-        policy_epoch_bump()
+        suppression_epoch_bump()
     request.save()
     _audit("privacy.subject_request.submitted", request, actor, ticket=request.ticket)
     return request
@@ -126,7 +126,7 @@ def subject_request_approve(*, request: SubjectRequest, actor: AbstractBaseUser)
         SubjectRequest.objects.filter(pk=request.lifts_id).update(suppression_lifted_at=now)
     else:
         raise SubjectRequestError("not_reviewed", "this kind of request needs no approval")
-    policy_epoch_bump()
+    suppression_epoch_bump()
     _audit("privacy.subject_request.approved", request, actor)
     return request
 

@@ -35,6 +35,7 @@ from .configuration import (
     scanner_rule_save,
     schema_breaking_rules_set,
     schema_revision_status_change,
+    suppression_epoch_bump,
 )
 from .registration import (
     RegisteredRevision,
@@ -85,4 +86,5 @@ __all__ = [
     "schema_register",
     "schema_revision_status_change",
     "stale_reason",
+    "suppression_epoch_bump",
 ]

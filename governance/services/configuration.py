@@ -39,17 +39,36 @@ from ..ports import audit_event_record, event_class_partition_ensure
 from ..redaction import PolicySpec
 from ..scanners import validate_custom_pattern
 from ..schemas import load_schema
-from ..selectors import field_policy_specs, metric_definition_dict, revision_leaf_paths
+from ..selectors import (
+    POLICY_EPOCH,
+    SUPPRESSION_EPOCH,
+    field_policy_specs,
+    metric_definition_dict,
+    revision_leaf_paths,
+)
 
 logger = logging.getLogger(__name__)
 
 
 def policy_epoch_bump() -> int:
     """Move the policy epoch on, in the caller's transaction; return the new value."""
-    updated = PolicyEpoch.objects.filter(pk=1).update(value=F("value") + 1)
+    return _epoch_bump(POLICY_EPOCH)
+
+
+def suppression_epoch_bump() -> int:
+    """Move the suppression epoch on (the suppression list changed, nothing else).
+
+    Processes then reload only the list of suppressed subjects, not every compiled
+    plan: a suppression must not make every web worker recompile at once.
+    """
+    return _epoch_bump(SUPPRESSION_EPOCH)
+
+
+def _epoch_bump(pk: int) -> int:
+    updated = PolicyEpoch.objects.filter(pk=pk).update(value=F("value") + 1)
     if not updated:
-        PolicyEpoch.objects.get_or_create(pk=1, defaults={"value": 1})
-    return PolicyEpoch.objects.get(pk=1).value
+        PolicyEpoch.objects.get_or_create(pk=pk, defaults={"value": 1})
+    return PolicyEpoch.objects.get(pk=pk).value
 
 
 @transaction.atomic
