@@ -22,7 +22,7 @@ globals().update(
 )
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "telemetry_platform.admin_apps.PlatformAdminConfig",  # the governance home as index
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -102,14 +102,37 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": dj_database_url.parse(
-        _env["DATABASE_URL"], conn_max_age=_env["DATABASE_CONN_MAX_AGE"], conn_health_checks=True
+
+
+def _database(url: str) -> dict:
+    database = dj_database_url.parse(
+        url, conn_max_age=_env["DATABASE_CONN_MAX_AGE"], conn_health_checks=True
     )
-}
-DATABASES["default"].setdefault("OPTIONS", {})
-# A request must fail fast (and answer 503) rather than hang when PostgreSQL is unreachable.
-DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", _env["DATABASE_CONNECT_TIMEOUT"])
+    # A request must fail fast (and answer 503) rather than hang when PostgreSQL is unreachable.
+    database.setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", _env["DATABASE_CONNECT_TIMEOUT"]
+    )
+    return database
+
+
+# README "Deployment": the primary (maybe through PgBouncer), a session connection for
+# session-level locks, a streaming replica for read-only work (telemetry_platform.db_router).
+DATABASES = {"default": _database(_env["DATABASE_URL"])}
+if _env["DATABASE_POOL_MODE"] == "transaction":
+    # Server sessions change between transactions: no cursor may outlive one (WITH HOLD
+    # cursors of .iterator()), no statement may be prepared on a session (PgBouncer 1.18
+    # does not track them).
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None
+if _env["DATABASE_SESSION_URL"]:
+    DATABASES["session"] = _database(_env["DATABASE_SESSION_URL"])
+    DATABASES["session"]["TEST"] = {"MIRROR": "default"}
+if _env["DATABASE_REPLICA_URL"]:
+    DATABASES["replica"] = _database(_env["DATABASE_REPLICA_URL"])
+    # A stopped replica must cost a read little before it falls back to the primary.
+    DATABASES["replica"]["OPTIONS"]["connect_timeout"] = 2
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["telemetry_platform.db_router.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
