@@ -263,6 +263,10 @@ class IngestTally(models.Model):
     code = models.CharField(max_length=48, blank=True)
     field_path = models.CharField(max_length=200, blank=True)
     app_version = models.CharField(max_length=40, blank=True)
+    # Concurrent batches of one sender raise the same counter; each writer thread takes
+    # one of a few shards so they do not queue on one row lock until each other's commit.
+    # Readers always sum over shards.
+    shard = models.PositiveSmallIntegerField(default=0)
     count = models.BigIntegerField()
 
     class Meta:
@@ -277,6 +281,7 @@ class IngestTally(models.Model):
                     "code",
                     "field_path",
                     "app_version",
+                    "shard",
                 ],
                 name="ingest_tally_unique",
             )

@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import os
+import threading
 import weakref
 from collections import defaultdict
 from collections.abc import Sequence
@@ -256,27 +258,37 @@ TALLY_COLUMNS = (
     "code",
     "field_path",
     "app_version",
+    "shard",
     "count",
 )
+# Rows per counter: enough that a node's writer threads rarely share one.
+TALLY_SHARDS = 8
 
 
-def tally_upsert(rows: Sequence[TallyRow]) -> None:
+def tally_upsert(rows: Sequence[TallyRow], *, shard: int | None = None) -> None:
     """Add ``rows`` to the hour's tallies in the caller's transaction, in one statement.
 
     Rows arrive sorted by key, so two batches raising the same counters lock them in the
     same order (no deadlock); it runs last, so a counter's row lock is held only until
-    the commit that follows.
+    the commit that follows. The writing thread's shard spreads one sender's concurrent
+    single-event requests over several rows, so they do not wait on each other's commits.
     """
     if not rows:
         return
+    shard = _tally_shard() if shard is None else shard
     placeholders = ", ".join(["(" + ", ".join(["%s"] * len(TALLY_COLUMNS)) + ")"] * len(rows))
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO ingest_ingesttally ({', '.join(TALLY_COLUMNS)}) "  # noqa: S608
             f"VALUES {placeholders} ON CONFLICT ({', '.join(TALLY_COLUMNS[:-1])}) "
             "DO UPDATE SET count = ingest_ingesttally.count + EXCLUDED.count",
-            [value for row in rows for value in (*row.key(), row.count)],
+            [value for row in rows for value in (*row.key(), shard, row.count)],
         )
+
+
+def _tally_shard() -> int:
+    # Stable per thread: one thread's batches raise one row; threads and processes spread.
+    return hash((os.getpid(), threading.get_ident())) % TALLY_SHARDS
 
 
 def batch_store(

@@ -109,3 +109,51 @@ def test_a_batch_the_store_refuses_is_not_tallied(platform_config, monkeypatch):
         pipeline.ingest_batch(items, pipeline.IngestContext(source="web-shell"))
     assert not IngestTally.objects.exists()
     assert not Event.objects.filter(source="web-shell").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_writers_of_one_counter_do_not_wait_on_each_other(platform_config):
+    """Two transactions raising the same sender's counter on different shards: the second
+    commits while the first still holds its row lock (one shared row made every
+    single-event request of a sender wait for the previous one's commit), and the
+    readers sum the shards."""
+    import threading
+    from datetime import UTC, datetime
+
+    from django.db import connection, transaction
+
+    from ingest.pipeline.store import TALLY_SHARDS, _tally_shard, tally_upsert
+    from ingest.pipeline.tally import TallyRow
+    from ingest.violations import ingest_totals
+
+    hour = hour_of(datetime.now(UTC))
+    row = TallyRow(hour, "web-shell", "client_diagnostic", "s.v1", "accepted", "", "", "", 2)
+    holding, release, failures = threading.Event(), threading.Event(), []
+
+    def first_writer() -> None:
+        try:
+            with transaction.atomic():
+                tally_upsert([row], shard=0)
+                holding.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=first_writer)
+    writer.start()
+    assert holding.wait(10)
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '500ms'")
+            tally_upsert([row], shard=1)  # would time out on one shared row
+    except Exception as exc:  # noqa: BLE001 - reported after the first writer is released
+        failures.append(exc)
+    finally:
+        release.set()
+        writer.join(10)
+    assert not failures
+    assert IngestTally.objects.filter(source="web-shell").count() == 2
+    (totals,) = ingest_totals()
+    assert (totals.source, totals.accepted) == ("web-shell", 4)
+    assert 0 <= _tally_shard() < TALLY_SHARDS and _tally_shard() == _tally_shard()
