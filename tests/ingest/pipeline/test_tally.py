@@ -147,7 +147,7 @@ def test_concurrent_writers_of_one_counter_do_not_wait_on_each_other(platform_co
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL lock_timeout = '500ms'")
             tally_upsert([row], shard=1)  # would time out on one shared row
-    except Exception as exc:  # noqa: BLE001 - reported after the first writer is released
+    except Exception as exc:  # reported once the first writer is released
         failures.append(exc)
     finally:
         release.set()
