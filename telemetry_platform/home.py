@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection
 from django.db.models import Count, Q
 from django.urls import NoReverseMatch, reverse
 from django_celery_beat.models import PeriodicTask
@@ -30,6 +29,7 @@ from ingest.violations import IngestTotals, ingest_totals
 from privacy.models import SubjectRequest
 
 from .charts import Segment, human_count, stacked_bars_svg
+from .db_router import ReadSource, read_connection, replica_reads
 
 HOLD_EXPIRY_NOTICE = timedelta(days=14)
 PURGE_TASK = "purge expired events"
@@ -108,6 +108,7 @@ class Home:
     next_purge: datetime | None = None
     conformance: list[ConformanceCheck] | None = None
     links: list[Link] = field(default_factory=list)
+    freshness: ReadSource | None = None  # where the figures were read, and how fresh
 
     @property
     def events_estimate_text(self) -> str:
@@ -324,7 +325,7 @@ def events_estimate() -> int | None:
     """Stored events as the planner estimates them (pg_class.reltuples of the leaf
     partitions, kept by ANALYZE/autovacuum): no scan, whatever the table's size. None
     while no partition has been analysed (reltuples -1)."""
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(
             "SELECT sum(c.reltuples) FILTER (WHERE c.reltuples >= 0)::bigint "
             "FROM pg_partition_tree('ingest_event'::regclass) AS t "
@@ -467,17 +468,20 @@ def home_build(user: AbstractBaseUser, *, now: datetime | None = None) -> Home:
     """Assemble the viewer's home: only the sections their permissions open."""
     now = now or datetime.now(UTC)
     home = Home(roles=viewer_roles(user), links=links_for(user))
+    # What needs me reads its own writes (a request just approved must leave the list): on
+    # the primary. The figures may be a moment old: on the replica when it is fresh enough.
     home.tasks = tasks_for(user, now=now)
-    if user.has_perm("governance.view_fieldpolicy"):
-        home.coverage = coverage_list()
-    if user.has_perm("ingest.view_ingesttally"):
-        home.ingest = ingest_totals(now=now)
-        home.ingest_chart, home.ingest_legend = ingest_chart(home.ingest)
-        home.ingest_rows = ingest_rows(home.ingest)
-        home.events_estimate = events_estimate()
-    if user.has_perm("ingest.view_purgerun"):
-        home.purges = purges_last()
-        home.next_purge = purge_next(now=now)
+    with replica_reads() as home.freshness:
+        if user.has_perm("governance.view_fieldpolicy"):
+            home.coverage = coverage_list()
+        if user.has_perm("ingest.view_ingesttally"):
+            home.ingest = ingest_totals(now=now)
+            home.ingest_chart, home.ingest_legend = ingest_chart(home.ingest)
+            home.ingest_rows = ingest_rows(home.ingest)
+            home.events_estimate = events_estimate()
+        if user.has_perm("ingest.view_purgerun"):
+            home.purges = purges_last()
+            home.next_purge = purge_next(now=now)
     if user.has_perm("governance.view_metricdefinition"):
         home.conformance = conformance_checks_recent(limit=3)
     return home

@@ -297,3 +297,15 @@ def test_policies_due_for_review_count_for_approvers(people):
     assert tasks["review"].items[0][0] == due[0].label
     owner_tasks = {task.key for task in home_build(people["owner"], now=later).tasks}
     assert "review" not in owner_tasks
+
+
+def test_the_figures_say_where_they_were_read_and_how_fresh(admin_client):
+    """The figures are read under replica_reads: with no replica configured (the test
+    settings name none) they come from the primary and the page says so, with the time."""
+    from django.conf import settings
+
+    assert "replica" not in settings.DATABASES
+    page = admin_client.get(HOME).content.decode()
+    shown = page.split('id="data-freshness" class="help">', 1)[1].split("</p>", 1)[0]
+    assert shown.startswith("Figures: data as of ")
+    assert shown.endswith(" UTC (primary).")
