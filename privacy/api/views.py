@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Iterator
-
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, status
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from telemetry_platform.db_router import annotate_response, replica_reads
 
+from ..exports import EXPORT_FORMATS, export_lines
 from ..models import SubjectRequest
-from ..selectors import EXPORT_COLUMNS, subject_events_export, subject_summary
+from ..selectors import subject_events_export, subject_summary
 from ..services import (
     SUBMIT_PERMISSION,
     SubjectRequestError,
@@ -162,27 +160,19 @@ class SubjectRequestSummaryApi(APIView):
         return Response(subject_summary(found))
 
 
-def _jsonl(rows: Iterator[dict]) -> Iterator[str]:
-    for row in rows:
-        yield json.dumps({**row, "payload": json.loads(row["payload"])}) + "\n"
-
-
-def _csv(rows: Iterator[dict]) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS)
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(row)
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-    yield buffer.getvalue()
+class _FormatIsTheExports(DefaultContentNegotiation):
+    # DRF reads ``?format=`` as a renderer override and answered 404 for jsonl/csv: here
+    # the parameter names the export's format, and errors are always JSON.
+    def select_renderer(self, request: Request, renderers: list, format_suffix: str | None = None):
+        return renderers[0], renderers[0].media_type
 
 
 class SubjectRequestExportApi(APIView):
     """GET /api/v1/subject-requests/ID/export?format=jsonl|csv: every stored event, streamed."""
 
     permission_classes = [HandlesSubjectRequests]
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = _FormatIsTheExports
 
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, pk: int) -> StreamingHttpResponse | Response:
@@ -190,7 +180,7 @@ class SubjectRequestExportApi(APIView):
         if found is None:
             return Response({"code": "not_found"}, status=status.HTTP_404_NOT_FOUND)
         kind = request.query_params.get("format", "jsonl")
-        if kind not in ("jsonl", "csv"):
+        if kind not in EXPORT_FORMATS:
             return Response(
                 {"code": "invalid_format", "field": "format", "message": "jsonl or csv"},
                 status=status.HTTP_400_BAD_REQUEST,
@@ -199,9 +189,8 @@ class SubjectRequestExportApi(APIView):
         # are streamed from the replica within its lag bound.
         with replica_reads() as source:
             rows = subject_events_export(list(found.subject_hashes))
-            body = _jsonl(rows) if kind == "jsonl" else _csv(rows)
             response = StreamingHttpResponse(
-                body, content_type="application/x-ndjson" if kind == "jsonl" else "text/csv"
+                export_lines(rows, kind), content_type=EXPORT_FORMATS[kind]
             )
         response["Content-Disposition"] = f'attachment; filename="subject-{found.pk}.{kind}"'
         return annotate_response(response, source)

@@ -271,3 +271,27 @@ def test_a_suppression_lift_is_proposed_from_the_page_and_approved_by_another(pe
     as_user(client, pete).post(f"{LIST}{lift.pk}/approve/")
     suppression.refresh_from_db()
     assert suppression.suppression_lifted_at is not None
+
+
+def test_the_api_export_streams_the_same_rows_as_jsonl_and_csv(people):
+    """GET /api/v1/subject-requests/ID/export: the admin's rendering (privacy.exports),
+    JSONL and CSV, only the subject's rows; an unknown format is a 400 naming the field."""
+    from rest_framework.test import APIClient
+
+    olga, _pete, _ana = people
+    store_subject("alice", days=1, per_day=2)
+    store_subject("bob", days=1, per_day=2)
+    request = subject_request_submit(kind="access", identifiers=ALICE, reason="r", actor=olga)
+    api = APIClient()
+    api.force_authenticate(olga)
+    url = f"/api/v1/subject-requests/{request.pk}/export"
+    jsonl = api.get(url, {"format": "jsonl"})
+    assert jsonl["Content-Type"] == "application/x-ndjson"
+    lines = [json.loads(line) for line in b"".join(jsonl.streaming_content).splitlines()]
+    assert len(lines) == 6 and not any("bob" in json.dumps(line) for line in lines)
+    exported = api.get(url, {"format": "csv"})
+    assert exported["Content-Type"] == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(b"".join(exported.streaming_content).decode())))
+    assert sorted(row["event_id"] for row in rows) == sorted(line["event_id"] for line in lines)
+    refused = api.get(url, {"format": "xml"})
+    assert refused.status_code == 400 and refused.json()["field"] == "format"
