@@ -35,7 +35,7 @@ from audit.search_display import (
     attributes_summary,
     match_count_text,
 )
-from audit.selectors import correlated_events, estimated_count
+from audit.selectors import correlation_get, estimated_count
 from ingest.models import Event
 from telemetry_platform.db_router import annotate_response, replica_reads
 
@@ -340,13 +340,10 @@ class AuditEventAdmin(admin.ModelAdmin):
     def correlation_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """One audit event in full, and every event sharing its request or trace id."""
         self._require_search_permission(request, "correlate")
-        event = (
-            AuditEvent.objects.select_related("schema_revision__schema")
-            .filter(pk=object_id)
-            .first()
-        )
-        if event is None:
+        found = correlation_get(object_id)
+        if found is None:
             raise Http404("no such audit event")
+        event = found.event
         timeline = [
             {
                 "pk": item.pk,
@@ -366,7 +363,7 @@ class AuditEventAdmin(admin.ModelAdmin):
                     else ""
                 ),
             }
-            for item in correlated_events(event)
+            for item in found.timeline
         ]
         record_correlation(request, event_pk=event.pk, found=len(timeline))
         revision = event.schema_revision
@@ -380,4 +377,6 @@ class AuditEventAdmin(admin.ModelAdmin):
             "timeline": timeline,
             "search_url": reverse("admin:audit_auditevent_changelist"),
         }
-        return TemplateResponse(request, self.detail_template, context)
+        return annotate_response(
+            TemplateResponse(request, self.detail_template, context), found.source
+        )

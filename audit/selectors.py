@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
+from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Q, QuerySet
 
+from audit.models import AuditEvent
 from ingest.models import Event
-from telemetry_platform.db_router import read_connection
+from telemetry_platform.db_router import ReadSource, read_connection, replica_reads
 
 CORRELATION_LIMIT = 500
 
@@ -42,3 +45,38 @@ def correlated_events(event: Event, *, window: timedelta = timedelta(days=7)) ->
         .defer("schema_revision__descriptor_set", "schema_revision__proto_files")
         .order_by("occurred_at", "id")[:CORRELATION_LIMIT]
     )
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """One audit event, its timeline, and where (and how fresh) they were read."""
+
+    event: AuditEvent
+    timeline: list[Event]
+    source: ReadSource
+
+
+def _correlation_read(pk: int) -> tuple[AuditEvent | None, list[Event]]:
+    event = (
+        AuditEvent.objects.select_related("schema_revision__schema")
+        .defer("schema_revision__descriptor_set", "schema_revision__proto_files")
+        .filter(pk=pk)
+        .first()
+    )
+    return event, (correlated_events(event) if event is not None else [])
+
+
+def correlation_get(pk: int) -> Correlation | None:
+    """The audit event ``pk`` and every event correlated with it, or None if there is none.
+
+    Read on the replica within its lag bound. An event the replica has not replayed yet (a
+    link followed straight after ingest) is read on the primary, and the source says so.
+    """
+    with replica_reads() as source:
+        event, timeline = _correlation_read(pk)
+    if event is None and source.on_replica:
+        source = ReadSource(DEFAULT_DB_ALIAS, datetime.now(UTC), reason="behind")
+        event, timeline = _correlation_read(pk)
+    if event is None:
+        return None
+    return Correlation(event=event, timeline=timeline, source=source)

@@ -51,6 +51,7 @@ from django.utils import timezone
 from governance.models import EventClass, LegalHold, RetentionOverride, SchemaRevision
 from governance.services.configuration import LEGAL_HOLD_LOCK_KEY
 from telemetry_platform.conf import telemetry_settings
+from telemetry_platform.db_router import primary_reads, read_connection
 from telemetry_platform.locks import advisory_key, session_lock_try
 
 from .metrics import PURGE_RUNS
@@ -283,13 +284,18 @@ class PurgePreview:
 def purge_preview(
     event_class: EventClass, *, retention_days: int | None = None, now: datetime | None = None
 ) -> PurgePreview:
-    """Dry run: how many events a purge at ``now`` (with ``retention_days``) would remove."""
+    """Dry run: how many events a purge at ``now`` (with ``retention_days``) would remove.
+
+    The holds and overrides are read on the primary (one just placed must count); the rows
+    are counted on ``read_connection()``: the replica inside a ``replica_reads()`` block.
+    """
     now = now or timezone.now()
-    rules = retention_rules_for(event_class, now=now, retention_days=retention_days)
+    with primary_reads():
+        rules = retention_rules_for(event_class, now=now, retention_days=retention_days)
     expired, expired_params = rules.expired_sql()
     held, held_params = rules.held_sql()
     table = _quote(class_partition_name(event_class.name))
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(
             f"SELECT count(*) FILTER (WHERE NOT {held}), count(*) FILTER (WHERE {held}) "  # noqa: S608
             f"FROM {table} WHERE {expired}",

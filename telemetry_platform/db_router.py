@@ -165,6 +165,17 @@ def replica_reads() -> Iterator[ReadSource]:
         _reads_alias.reset(token)
 
 
+@contextmanager
+def primary_reads() -> Iterator[None]:
+    """Inside a ``replica_reads()`` block, send this block's reads to the primary again: for
+    what must read its own writes (the holds a dry run respects, say)."""
+    token = _reads_alias.set(None)
+    try:
+        yield
+    finally:
+        _reads_alias.reset(token)
+
+
 def _streamed_on(alias: str, chunks: Iterator[Any]) -> Iterator[Any]:
     # A streamed body is produced after the view returns: each chunk is read under the same
     # choice, and the choice never outlives the chunk (the server thread serves others).

@@ -336,7 +336,7 @@ PARAMETERS: tuple[Parameter, ...] = (
       "which ingest's commits wait behind: keep it small)", minimum=1),
     P("TELEMETRY_PURGE_BATCH_PAUSE_SECONDS", "float", 0.0, "pause between purge batches",
       minimum=0),
-    P("TELEMETRY_PURGE_PACING", "float", 1.0,
+    P("TELEMETRY_PURGE_PACING", "float", 3.0,
       "after each purge batch or partition drop, sleep this many times as long as it took "
       "(at most 5 s), so a purge uses a bounded share of the database (0: no pacing)",
       minimum=0),

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from django.http import StreamingHttpResponse
-from django.shortcuts import get_object_or_404
+from django.http import Http404, StreamingHttpResponse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, permissions, serializers
@@ -16,7 +15,7 @@ from audit.access import record_correlation, record_denied, record_search
 from audit.exports import export_response
 from audit.filtersets import AuditEventFilterSet
 from audit.models import AuditEvent
-from audit.selectors import correlated_events
+from audit.selectors import correlation_get
 from ingest.models import Event
 from telemetry_platform.db_router import annotate_response, replica_reads
 
@@ -150,8 +149,10 @@ class AuditEventCorrelationApi(APIView):
 
     @extend_schema(responses=CorrelationSerializer)
     def get(self, request: Request, pk: int) -> Response:
-        event = get_object_or_404(AuditEvent.objects.all(), pk=pk)
-        timeline = correlated_events(event)
+        found = correlation_get(pk)
+        if found is None:
+            raise Http404("no such audit event")
+        event, timeline = found.event, found.timeline
         record_correlation(request, event_pk=event.pk, found=len(timeline))
         data = [
             {
@@ -166,4 +167,4 @@ class AuditEventCorrelationApi(APIView):
             }
             for item in timeline
         ]
-        return Response({"event": event.pk, "timeline": data})
+        return annotate_response(Response({"event": event.pk, "timeline": data}), found.source)

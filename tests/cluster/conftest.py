@@ -211,7 +211,9 @@ key = api_key_create(name="control-service", source="control-service", actor=Non
 user = get_user_model().objects.create_user("analyst", "a@example.test", "pw-123456!",
                                             is_staff=True)
 user.groups.add(*Group.objects.filter(name__in=[SECURITY_ANALYST, PRIVACY_OFFICER]))
-print(json.dumps({"ingest": key.secret, "token": Token.objects.create(user=user).key}))
+get_user_model().objects.create_superuser("governor", "g@example.test", "pw-governor-1!")
+print(json.dumps({"ingest": key.secret, "token": Token.objects.create(user=user).key,
+                  "admin": ["governor", "pw-governor-1!"]}))
 """
 
 
