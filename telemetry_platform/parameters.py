@@ -207,8 +207,9 @@ PARAMETERS: tuple[Parameter, ...] = (
       "session pool) for the purge's and erasure's session locks; needed with "
       "`DATABASE_POOL_MODE=transaction`", setting=None, shown_default="`DATABASE_URL`"),
     P("DATABASE_REPLICA_URL", "str", "",
-      "a streaming replica for read-only work (audit search and exports, trends, previews, "
-      "subject-request exports, the home page's figures); empty: all reads on the primary",
+      "a streaming replica for read-only work (audit search, exports and correlation pages, "
+      "trends, the purge dry run's counts, subject-request exports, the home page's "
+      "figures); empty: all reads on the primary",
       setting=None),
     P("DATABASE_REPLICA_MAX_LAG_SECONDS", "float", 5.0,
       "replication lag beyond which reads go to the primary instead", minimum=0),
