@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import random
 import re
@@ -314,9 +313,7 @@ def main() -> int:
         "rows": rows,
         "note": "shared machine: cases interleaved round by round in one process",
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(support.ROOT)}")
+    support.results_write(RESULTS, result)
     if queries["event_table_reads"]:
         print("FAIL: the home read the event table:", *queries["event_table_reads"], sep="\n")
         return 1

@@ -1841,10 +1841,8 @@ def main() -> int:
     )
     args = parser.parse_args()
     report = run(args)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
     print_report(report)
-    print(f"results: {RESULTS.relative_to(ROOT)}")
+    support.results_write(RESULTS, report)
     return 0 if report["passed"] else 1
 
 

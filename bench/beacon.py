@@ -30,7 +30,6 @@ import argparse
 import json
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -48,7 +47,7 @@ ORIGIN = "https://app.bench.test"
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 PATHS = ("beacon", "native JSON")
 
-Request = tuple[str, bytes, dict[str, str]]
+Request = e2e.Request
 
 
 def publishable_key(env: dict[str, str]) -> str:
@@ -77,41 +76,6 @@ def _body(tag: str, k: int, start_ms: int, *, with_schema: bool = False) -> byte
     if with_schema:
         document = {"schema": CLIENT_TELEMETRY_SCHEMA, **document}
     return json.dumps(document, separators=(",", ":")).encode()
-
-
-def open_loop(port: int, requests: list[Request], rate: float, threads: int) -> list[tuple]:
-    """Request k is due at t0 + k/rate; thread j sends k = j, j+threads, ...
-
-    Returns (due, sent, done, ok) per request, seconds on the perf counter.
-    """
-    records: list[tuple[float, float, float, bool]] = []
-    lock = threading.Lock()
-    t0 = time.perf_counter() + 0.2
-
-    def worker(offset: int) -> None:
-        mine = []
-        for k in range(offset, len(requests), threads):
-            path, body, headers = requests[k]
-            due = t0 + k / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            sent = time.perf_counter()
-            try:
-                status, data = e2e.http_request(port, "POST", path, body, headers)
-                ok = status == 200 and json.loads(data)["accepted"] == 1
-            except (OSError, ValueError, KeyError):
-                ok = False
-            mine.append((due, sent, time.perf_counter(), ok))
-        with lock:
-            records.extend(mine)
-
-    pool = [threading.Thread(target=worker, args=(j,), daemon=True) for j in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    return records
 
 
 def summarize(records: list[tuple], rate: float, segment_seconds: float) -> dict[str, Any]:
@@ -167,7 +131,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     ("beacon", beacon_requests("bw", 100, key, start_ms)),
                     ("native JSON", native_requests("nw", 100, secret, start_ms)),
                 ):
-                    warm = open_loop(server.port, batch, args.rate, args.threads)
+                    warm = e2e.open_loop(server.port, batch, args.rate, args.threads)[1]
                     if not all(r[3] for r in warm):
                         raise RuntimeError(f"warm-up {name} failed:\n{server.log_tail()}")
                 for number in range(args.rounds):
@@ -180,7 +144,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             else native_requests(tag, per_segment, secret, start_ms)
                         )
                         before, began = e2e.cpu_snapshot(server), time.perf_counter()
-                        part = open_loop(server.port, batch, args.rate, args.threads)
+                        part = e2e.open_loop(server.port, batch, args.rate, args.threads)[1]
                         wall[name] += time.perf_counter() - began
                         cpu[name].update(e2e.cpu_seconds(before, e2e.cpu_snapshot(server)))
                         records[name].extend(part)
@@ -248,9 +212,7 @@ def main() -> int:
         args.seconds, args.rounds = min(args.seconds, 2.0), min(args.rounds, 2)
     report = run(args)
     print_report(report)
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {RESULT.relative_to(ROOT)}")
+    support.results_write(RESULT, report)
     return 0 if all(row["ok"] == row["requests"] for row in report["runs"].values()) else 1
 
 

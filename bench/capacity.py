@@ -30,7 +30,6 @@ Run: /work/main/.venv/bin/python bench/capacity.py [--quick] [--events N] [--rou
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import tempfile
@@ -306,10 +305,8 @@ def main() -> int:
     if args.quick:
         args.events, args.rounds, args.wait_quiet = 4000, 2, min(args.wait_quiet, 10.0)
     report = run(args)
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
     print_report(report)
-    print(f"results: {RESULT.relative_to(ROOT)}")
+    support.results_write(RESULT, report)
     return 0
 
 

@@ -554,32 +554,34 @@ def copy_load(conn: Any, columns: list[str], data: bytes) -> dict[str, Any]:
 # -- single-event latency ---------------------------------------------------------------------
 
 
-def latency_run(
-    port: int, headers: dict[str, str], rate: float, seconds: float, threads: int
-) -> dict[str, Any]:
-    """Open loop: request k is due at t0 + k/rate; thread j sends k = j, j+threads, ..."""
-    total = int(rate * seconds)
-    start_ms = now_ms() - 10 * 60 * 1000
-    bodies = [
-        json.dumps({"events": make_events("l", k, 1, start_ms + k)}, separators=(",", ":")).encode()
-        for k in range(total)
-    ]
+Request = tuple[str, bytes, dict[str, str]]  # path, body, headers
+
+
+def open_loop(
+    port: int, requests: list[Request], rate: float, threads: int
+) -> tuple[float, list[tuple[float, float, float, bool]]]:
+    """Request k is due at t0 + k/rate; thread j sends k = j, j+threads, ...
+
+    Returns t0 and (due, sent, done, ok) per request, seconds on the perf counter; ok is an
+    answer 200 that accepted one event.
+    """
     records: list[tuple[float, float, float, bool]] = []
     lock = threading.Lock()
     t0 = time.perf_counter() + 0.2
 
     def worker(offset: int) -> None:
         mine = []
-        for k in range(offset, total, threads):
+        for k in range(offset, len(requests), threads):
+            path, body, headers = requests[k]
             due = t0 + k / rate
             delay = due - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
             sent = time.perf_counter()
             try:
-                status, data = http_request(port, "POST", INGEST_PATH, bodies[k], headers)
+                status, data = http_request(port, "POST", path, body, headers)
                 ok = status == 200 and json.loads(data)["accepted"] == 1
-            except OSError:
+            except (OSError, ValueError, KeyError):
                 ok = False
             mine.append((due, sent, time.perf_counter(), ok))
         with lock:
@@ -590,6 +592,21 @@ def latency_run(
         thread.start()
     for thread in pool:
         thread.join()
+    return t0, records
+
+
+def latency_run(
+    port: int, headers: dict[str, str], rate: float, seconds: float, threads: int
+) -> dict[str, Any]:
+    """Open loop: request k is due at t0 + k/rate; thread j sends k = j, j+threads, ..."""
+    total = int(rate * seconds)
+    start_ms = now_ms() - 10 * 60 * 1000
+    bodies = [
+        json.dumps({"events": make_events("l", k, 1, start_ms + k)}, separators=(",", ":")).encode()
+        for k in range(total)
+    ]
+    t0, records = open_loop(port, [(INGEST_PATH, body, headers) for body in bodies], rate,
+                            threads)
     ok_records = [r for r in records if r[3]]
     from_due = sorted(done - due for due, _, done, _ in ok_records)
     from_send = sorted(done - sent for _, sent, done, _ in ok_records)

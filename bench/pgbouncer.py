@@ -14,7 +14,6 @@ of them alike. Prints a table; writes bench/results/pgbouncer.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -187,9 +186,7 @@ def main() -> int:
         args.events, args.rounds = 5_000, 2
     report = run(args)
     print_report(report)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(support.ROOT)}")
+    support.results_write(RESULTS, report)
     return 0
 
 

@@ -6,17 +6,20 @@ temporary directory), loads audit events through the API, then runs phases of eq
 length: single-event ingest at a fixed rate on the ingest server, with search clients on
 the ``primary`` search server (no DATABASE_REPLICA_URL), on the ``replica`` one
 (DATABASE_REPLICA_URL set), or none. Phases alternate so machine noise falls on all.
-Both PostgreSQL servers run on this one machine: the replica moves the search's queries
-off the primary's processes, not off the machine's CPUs. Writes
-bench/results/replica_search.json.
+Both PostgreSQL servers run on this one machine: unpinned, the replica moves the search's
+queries off the primary's processes, not off the machine's CPUs. ``--pin`` stands in for
+separate machines: the primary and the ingest gunicorn on CPU 0; the replica, both search
+gunicorns and this load generator on CPU 1 (with search on the primary, its queries still
+run in the primary's backends, on CPU 0). Writes bench/results/replica_search.json.
 
-    .venv/bin/python bench/replica_search.py [--quick] [--redis-db 6]
+    .venv/bin/python bench/replica_search.py [--quick] [--pin] [--redis-db 6]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -138,6 +141,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         servers["replica"] = e2e.Gunicorn("search-replica", replica_env, 1, directory)
         for server in servers.values():
             server.wait_ready()
+        if args.pin:
+            pins = {"primary": {0}, "replica": {1}, "ingest": {0}, "search": {1}}
+            for node in ("primary", "replica"):
+                postmaster = int((directory / node / "postmaster.pid").read_text().split()[0])
+                support.pin_tree(postmaster, pins[node])
+            support.pin_tree(servers["ingest"].process.pid, pins["ingest"])
+            for name in ("primary", "replica"):
+                support.pin_tree(servers[name].process.pid, pins["search"])
+            os.sched_setaffinity(0, pins["search"])
         headers = {"Authorization": f"Bearer {secrets['ingest']}",
                    "Content-Type": "application/json"}
         for _ in range(args.preload // 500):
@@ -210,8 +222,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "summary": summary,
         "phases": phases,
         "machine": support.machine_facts(),
-        "note": "primary and replica on the same 2-core machine, shared with other engineers' "
-                "runs",
+        "pinned": args.pin,
+        "note": ("pinned: primary + ingest web on CPU 0; replica + search web + load "
+                 "generator on CPU 1" if args.pin else
+                 "primary and replica on the same 2-core machine, unpinned"),
     }
 
 
@@ -226,6 +240,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="ingest gunicorn workers")
     parser.add_argument("--redis-db", type=int, default=12)
     parser.add_argument("--wait-quiet", type=float, default=0.0)
+    parser.add_argument("--pin", action="store_true",
+                        help="primary + ingest on CPU 0, replica + search on CPU 1")
     args = parser.parse_args()
     if args.quick:
         args.preload, args.seconds, args.rounds = 20_000, 10.0, 1
@@ -234,9 +250,7 @@ def main() -> int:
     for target, row in report["summary"].items():
         print(f"{target:<10} {row['ingest_p99_ms']:>14} {row['search_p95_ms']:>14} "
               f"{row['searches_per_second']:>11}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(support.ROOT)}")
+    support.results_write(RESULTS, report)
     return 0
 
 

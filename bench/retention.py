@@ -1071,10 +1071,8 @@ def main() -> int:
         args.baseline_seconds = min(args.baseline_seconds, 6.0)
     report = run(args)
     results = RESULTS.with_name("retention-before.json") if args.before else RESULTS
-    results.parent.mkdir(parents=True, exist_ok=True)
-    results.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
     print_report(report)
-    print(f"results: {results.relative_to(ROOT)}")
+    support.results_write(results, report)
     return 0 if report["passed"] else 1
 
 

@@ -720,10 +720,8 @@ def main() -> int:
         args.round_seconds = min(args.round_seconds, 5.0)
         args.rounds = min(args.rounds, 2)
     report = run(args)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
     print_report(report)
-    print(f"results: {RESULTS.relative_to(ROOT)}")
+    support.results_write(RESULTS, report)
     return 0 if all(report.get("met", {}).values()) and report.get("met") else 1
 
 

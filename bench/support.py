@@ -146,6 +146,15 @@ class Service:
         self._log.close()
 
 
+def results_write(path: Path, report: dict[str, Any]) -> None:
+    """Write a benchmark's ``report`` as JSON to ``path`` (under bench/results/); say where."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"results: {path.relative_to(ROOT)}")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -159,6 +168,34 @@ def pin_to_one_core() -> str:
         os.sched_setaffinity(0, {core})
         return f"pinned to CPU {core}"
     return "not pinned (no sched_setaffinity)"
+
+
+def process_tree(root: int) -> set[int]:
+    """``root`` and every process descended from it (read from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with suppress(OSError):
+            stat = (entry / "stat").read_text()
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, grew = {root}, True
+    while grew:
+        found = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= found
+        grew = bool(found)
+    return tree
+
+
+def pin_tree(root: int, cpus: set[int]) -> int:
+    """Pin ``root`` and its descendants to ``cpus`` (children forked later inherit it: a
+    postmaster's backends, gunicorn's restarted workers); return how many were pinned."""
+    pinned = 0
+    for pid in process_tree(root):
+        with suppress(OSError):  # a process that ended meanwhile
+            os.sched_setaffinity(pid, cpus)
+            pinned += 1
+    return pinned
 
 
 def cpu_model() -> str:
