@@ -58,6 +58,8 @@ def subject_request_erase(
 ) -> SubjectRequest | None:
     """Run (or resume) an approved erasure; return it, or None if another worker runs it.
 
+    A completed erasure is returned as it is (a duplicate task erases and certifies nothing).
+
     Rows under an active legal hold are kept and listed in the certificate; the request
     then stays ``retained`` and a later run (the beat's) erases them once released.
     """
@@ -65,6 +67,10 @@ def subject_request_erase(
         if not acquired:
             return None
         request = SubjectRequest.objects.get(pk=request_id)
+        if request.kind == SubjectRequest.Kind.ERASURE and request.status == Status.COMPLETED:
+            # A duplicate (queued twice, or redelivered after the worker acknowledged late):
+            # the erasure has its certificate; nothing to do.
+            return request
         if request.kind != SubjectRequest.Kind.ERASURE or request.status not in RUNNABLE:
             raise ValueError(f"subject request {request_id} is not an approved erasure")
         hashes = list(request.subject_hashes)

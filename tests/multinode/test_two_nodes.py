@@ -25,12 +25,21 @@ from django.db import connection
 from rest_framework.authtoken.models import Token
 
 from governance.models import SchemaRevision
-from governance.roles import GOVERNANCE_APPROVER, GOVERNANCE_OWNER, PLATFORM_ADMIN
-from ingest.models import ApiKey, PurgeRun
+from governance.roles import (
+    GOVERNANCE_APPROVER,
+    GOVERNANCE_OWNER,
+    PLATFORM_ADMIN,
+    PRIVACY_OFFICER,
+)
+from ingest.models import ApiKey, Event, PurgeRun
 from ingest.services import api_key_create
 from ingest.tasks import purge_expired_events
+from privacy.models import SubjectRequest
+from privacy.services import subject_request_approve, subject_request_submit
+from privacy.tasks import erase_subject
 from tests.factories import AUDIT_SCHEMA, SERVICE_METRIC_SCHEMA, audit_event, iso, user_with_role
 from tests.ingest.test_retention_worker import store_old
+from tests.privacy.test_erasure import ALICE, store_subject
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -334,6 +343,29 @@ def test_one_purge_runs_once_when_both_workers_get_it(cluster, fresh):
     for log in cluster["workers"]:  # each worker took one of the two
         text = log.read_text(errors="replace")
         assert len(re.findall(r"purge_expired_events\[[^\]]+\] received", text)) >= 1, text[-2000:]
+
+
+def test_one_erasure_runs_once_when_both_workers_get_it(cluster, fresh):
+    """An approved erasure (queued by the approval) queued once more: the other worker takes
+    the duplicate while the first holds the request's lock (it waits out the race margin),
+    so the duplicate erases nothing; one certificate counts every row of the subject."""
+    olga, pete = user_with_role("olga", PRIVACY_OFFICER), user_with_role("pete", PRIVACY_OFFICER)
+    stored = store_subject("alice", days=2)
+    request = subject_request_submit(kind="erasure", identifiers=ALICE, reason="r", actor=olga)
+    subject_request_approve(request=request, actor=pete)  # queued on commit
+    duplicate = erase_subject.delay(request.pk)
+
+    assert duplicate.get(timeout=120) in ("locked", "completed")
+    within(120, lambda: SubjectRequest.objects.get(pk=request.pk).status == "completed",
+           every=0.5)
+    request.refresh_from_db()
+    assert request.certificate["rows_erased"] == sum(stored.values())
+    assert request.rows_erased == sum(stored.values())
+    certified = Event.objects.filter(payload__event_name="privacy.erasure.certified")
+    assert certified.count() == 1
+    for log in cluster["workers"]:  # each worker took one of the two
+        text = log.read_text(errors="replace")
+        assert len(re.findall(r"erase_subject\[[^\]]+\] received", text)) >= 1, text[-2000:]
 
 
 def test_metrics_are_per_node_and_the_redis_aggregates_are_served_once(cluster, fresh):

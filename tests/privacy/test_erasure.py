@@ -255,6 +255,29 @@ def test_an_erasure_that_finds_nothing_still_ends_with_a_certificate(officers, s
     assert Event.objects.filter(event_class="audit_event").exclude(source="platform").count() == 4
 
 
+def test_a_duplicate_of_a_completed_erasure_changes_nothing(officers, settings):
+    """The same erasure run again after it completed (queued twice, redelivered) returns it as
+    it is: the certificate, its digest and the audit trail stay those of the one run."""
+    settings.TELEMETRY_PLAN_REFRESH_SECONDS = 0.1
+    settings.TELEMETRY_DB_STATEMENT_TIMEOUT_MS = 100
+    olga, pete = officers
+    store_subject("alice", days=1)
+    request = subject_request_submit(kind="erasure", identifiers=ALICE, reason="r", actor=olga)
+    subject_request_approve(request=request, actor=pete)
+    done = subject_request_erase(request_id=request.pk)
+    certified = Event.objects.filter(payload__event_name="privacy.erasure.certified").count()
+
+    again = subject_request_erase(request_id=request.pk)
+
+    assert again.status == SubjectRequest.Status.COMPLETED
+    assert (again.certificate, again.certificate_digest, again.finished_at) == (
+        done.certificate, done.certificate_digest, done.finished_at
+    )
+    assert Event.objects.filter(payload__event_name="privacy.erasure.certified").count() == (
+        certified
+    ) == 1
+
+
 def sha256_hex(value: str) -> str:
     return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
 
