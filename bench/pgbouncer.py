@@ -64,6 +64,17 @@ def bouncer_start(directory: Path, database: str, pool_size: int) -> tuple[subpr
             time.sleep(0.1)
 
 
+# (reported part, e2e.cpu_seconds group): the web tier, the bench database's backends, and
+# PgBouncer's process (zero on the direct paths: it sits idle).
+CPU_PARTS = (("web", "server"), ("postgres", "postgres"), ("pgbouncer", "pgbouncer"))
+
+
+def tree_cpu(process: subprocess.Popen) -> float:
+    """CPU seconds so far of ``process`` and its children (runuser, then pgbouncer)."""
+    table = e2e.proc_table()
+    return sum(table[pid]["cpu"] for pid in support.process_tree(process.pid) if pid in table)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     e2e.use_targets(args.database, args.redis_db)
     support.database_recreate(args.database)
@@ -106,6 +117,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rates: dict[str, dict[str, list[float]]] = {
             name: {kind: [] for kind in kinds} for name in servers
         }
+        cpu: dict[str, dict[str, list[dict[str, float]]]] = {
+            name: {kind: [] for kind in kinds} for name in servers
+        }
         tags = {name: str(index) for index, name in enumerate(servers)}  # unique event ids
         for name, server in servers.items():  # warm every worker's plans and connections
             for kind, (headers, make) in kinds.items():
@@ -119,11 +133,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for kind, (headers, make) in kinds.items():
                 for name in order:
                     bodies = make(f"r{round_number}{tags[name]}{kind[0]}", args.events, start_ms)
+                    before, bouncer_before = e2e.cpu_snapshot(servers[name]), tree_cpu(bouncer)
                     part = e2e.post_batches(servers[name].port, e2e.INGEST_PATH, bodies,
                                             headers, args.threads, e2e.count_ours)
+                    seconds = e2e.cpu_seconds(before, e2e.cpu_snapshot(servers[name]))
+                    seconds["pgbouncer"] = tree_cpu(bouncer) - bouncer_before
                     if part["accepted"] != args.events:
                         raise RuntimeError(f"{name} {kind}: {part}")
                     rates[name][kind].append(part["events_per_s"])
+                    cpu[name][kind].append({
+                        group: seconds[key] * 1e6 / args.events for group, key in CPU_PARTS
+                    })
     finally:
         for server in servers.values():
             server.stop()
@@ -134,6 +154,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     summary = {
         name: {kind: round(statistics.median(values)) for kind, values in kinds_.items()}
         for name, kinds_ in rates.items()
+    }
+    cpu_median = {
+        name: {
+            kind: {
+                part: round(statistics.median(r[part] for r in runs), 1) for part, _ in CPU_PARTS
+            }
+            for kind, runs in kinds_.items()
+        }
+        for name, kinds_ in cpu.items()
     }
     ratios = {
         f"{name}/direct {kind}": round(summary[name][kind] / summary["direct"][kind], 3)
@@ -154,9 +183,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for name, kinds_ in rates.items()
         },
         "ratios": ratios,
+        "cpu_us_per_event_median": cpu_median,
         "aim": f"pgbouncer within {AIM_PERCENT:g}% of direct",
         "machine": support.machine_facts(),
-        "note": "machine shared with other engineers' test and benchmark runs",
+        "note": "client, gunicorns, PostgreSQL and PgBouncer share the machine's cores",
     }
 
 
@@ -167,13 +197,18 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"{name:<12} {kinds['json']:>10} {kinds['protobuf']:>14}")
     for name, ratio in report["ratios"].items():
         print(f"  {name}: {ratio:.3f}")
+    print(f"\nCPU µs per event (median of runs)  {'web':>7} {'postgres':>9} {'pgbouncer':>10}")
+    for name, kinds in report["cpu_us_per_event_median"].items():
+        for kind, parts in kinds.items():
+            print(f"  {name + ' ' + kind:<32} {parts['web']:>7} {parts['postgres']:>9} "
+                  f"{parts['pgbouncer']:>10}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="5k events per run, 2 rounds")
-    parser.add_argument("--events", type=int, default=20_000, help="events per run")
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--events", type=int, default=40_000, help="events per run")
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--threads", type=int, default=4, help="client connections")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server")
     parser.add_argument("--pool-size", type=int, default=8, help="PgBouncer default_pool_size")
