@@ -8,9 +8,11 @@ the ``primary`` search server (no DATABASE_REPLICA_URL), on the ``replica`` one
 (DATABASE_REPLICA_URL set), or none. Phases alternate so machine noise falls on all.
 Both PostgreSQL servers run on this one machine: unpinned, the replica moves the search's
 queries off the primary's processes, not off the machine's CPUs. ``--pin`` stands in for
-separate machines: the primary and the ingest gunicorn on CPU 0; the replica, both search
-gunicorns and this load generator on CPU 1 (with search on the primary, its queries still
-run in the primary's backends, on CPU 0). Writes bench/results/replica_search.json.
+separate machines: the primary, the ingest gunicorn and the ingest senders on CPU 0; the
+replica, both search gunicorns and the search clients on CPU 1 (with search on the
+primary, its queries still run in the primary's backends, on CPU 0). The senders sit with
+what they measure, so a busy search side never delays when an ingest request is sent.
+Writes bench/results/replica_search.json.
 
     .venv/bin/python bench/replica_search.py [--quick] [--pin] [--redis-db 6]
 """
@@ -62,7 +64,14 @@ def percentile(values: list[float], pct: float) -> float:
     return round(e2e.percentile(ordered, pct) * 1000, 1) if ordered else 0.0
 
 
-def ingest_load(port: int, secret: str, rate: float, seconds: float, out: list[float]) -> None:
+def pin_thread(cpus: set[int] | None) -> None:
+    """Pin the calling thread (Linux: pid 0 is the calling thread) to ``cpus``, if given."""
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+
+
+def ingest_load(port: int, secret: str, rate: float, seconds: float, out: list[float],
+                cpus: set[int] | None = None) -> None:
     """Single audit events at ``rate``/s (open loop, one connection per sender thread)."""
     headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
     senders = 4
@@ -70,6 +79,7 @@ def ingest_load(port: int, secret: str, rate: float, seconds: float, out: list[f
     deadline = time.monotonic() + seconds
 
     def sender(offset: float) -> None:
+        pin_thread(cpus)
         conn = e2e.http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         next_at = time.monotonic() + offset
         while next_at < deadline:
@@ -91,7 +101,7 @@ def ingest_load(port: int, secret: str, rate: float, seconds: float, out: list[f
 
 
 def search_load(port: int, token: str, clients: int, seconds: float, out: list[float],
-                sources: list[str]) -> None:
+                sources: list[str], cpus: set[int] | None = None) -> None:
     """``clients`` analysts searching back to back (closed loop)."""
     headers = {"Authorization": f"Token {token}"}
     deadline = time.monotonic() + seconds
@@ -99,6 +109,7 @@ def search_load(port: int, token: str, clients: int, seconds: float, out: list[f
              "/api/v1/audit-events?outcome=success&page_size=100"]
 
     def client(number: int) -> None:
+        pin_thread(cpus)
         conn = e2e.http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         index = number
         while time.monotonic() < deadline:
@@ -149,7 +160,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             support.pin_tree(servers["ingest"].process.pid, pins["ingest"])
             for name in ("primary", "replica"):
                 support.pin_tree(servers[name].process.pid, pins["search"])
-            os.sched_setaffinity(0, pins["search"])
+        else:
+            pins = {}
         headers = {"Authorization": f"Bearer {secrets['ingest']}",
                    "Content-Type": "application/json"}
         for _ in range(args.preload // 500):
@@ -170,11 +182,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 sources: list[str] = []
                 loaders = [threading.Thread(target=ingest_load, args=(
                     servers["ingest"].port, secrets["ingest"], args.rate, args.seconds,
-                    ingest_ms))]
+                    ingest_ms, pins.get("ingest")))]
                 if target != "none":
                     loaders.append(threading.Thread(target=search_load, args=(
                         servers[target].port, secrets["token"], args.search_clients,
-                        args.seconds, search_ms, sources)))
+                        args.seconds, search_ms, sources, pins.get("search"))))
                 for loader in loaders:
                     loader.start()
                 for loader in loaders:
@@ -223,8 +235,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "phases": phases,
         "machine": support.machine_facts(),
         "pinned": args.pin,
-        "note": ("pinned: primary + ingest web on CPU 0; replica + search web + load "
-                 "generator on CPU 1" if args.pin else
+        "note": ("pinned: primary + ingest web + ingest senders on CPU 0; replica + search "
+                 "web + search clients on CPU 1" if args.pin else
                  "primary and replica on the same 2-core machine, unpinned"),
     }
 
