@@ -10,6 +10,7 @@ from django.db import connection
 
 from ingest import pipeline
 from ingest.models import AuditChainHead
+from ingest.pipeline import store as store_module
 from ingest.services import events_purge_expired
 from tests.factories import AUDIT_SCHEMA, iso
 
@@ -85,6 +86,59 @@ def test_duplicates_take_no_link(platform_config):
     )
     assert result.results[0].status == "duplicate"
     assert AuditChainHead.objects.get(source="control-service").last_seq == 3
+
+
+def fetch(statement: str, params: list | None = None) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params or [])
+        return cursor.fetchall()
+
+
+def _rows_read(plan: dict) -> int:
+    """Rows the table and index scans of a plan (EXPLAIN ANALYZE, JSON) produced or
+    filtered away (the probe's own unnest is not counted)."""
+    own = 0
+    if "Relation Name" in plan:
+        own = (plan.get("Actual Rows", 0) + plan.get("Rows Removed by Filter", 0)) * plan.get(
+            "Actual Loops", 1
+        )
+    return own + sum(_rows_read(child) for child in plan.get("Plans", []))
+
+
+@pytest.mark.parametrize("stale_statistics", [True, False])
+def test_the_duplicate_probe_reads_only_the_probed_keys(platform_config, stale_statistics):
+    """Deduplicating a batch against its chain's day probes each event by its unique key, so
+    the work does not grow with the day's rows: with statistics taken while the day was
+    young, an `event_id = ANY(...)` probe scanned every row of the source's day."""
+    store(1)
+    ((revision,),) = fetch(
+        "SELECT schema_revision_id FROM ingest_event WHERE source = 'control-service'"
+    )
+    if stale_statistics:
+        sql("ANALYZE ingest_event")  # taken now, while the day holds one row
+    sql(
+        "INSERT INTO ingest_event (event_class, schema_revision_id, source, event_id, "
+        "occurred_at, received_at, request_id, trace_id, actor_hash, ingest_request_id, "
+        "payload, redactions) SELECT 'audit_event', %s, 'control-service', 'old-' || g, "
+        "%s::timestamptz + g * interval '1 second', %s, '', '', '', 'r', '{}', '[]' "
+        "FROM generate_series(1, 20000) g",
+        [revision, DAY, DAY],
+    )
+    if not stale_statistics:
+        sql("ANALYZE ingest_event")
+    day = DAY.replace(hour=0)
+    probed = [f"new-{n}" for n in range(200)] + ["old-7"]
+    moments = [DAY + timedelta(seconds=n) for n in range(200)] + [DAY + timedelta(seconds=7)]
+
+    ((plan,),) = fetch(
+        "EXPLAIN (ANALYZE, FORMAT JSON) " + store_module.DUPLICATE_PROBE_SQL,
+        [probed, moments, "control-service", day, day + timedelta(days=1)],
+    )
+    found = fetch(store_module.DUPLICATE_PROBE_SQL,
+                  [probed, moments, "control-service", day, day + timedelta(days=1)])
+
+    assert [(row[0], row[1]) for row in found] == [("old-7", DAY + timedelta(seconds=7))]
+    assert _rows_read(plan[0]["Plan"]) <= len(probed)  # at most a row per probe
 
 
 def test_an_edited_row_is_reported(platform_config, capsys):
