@@ -49,6 +49,22 @@ def test_without_a_replica_reads_stay_on_the_primary_and_writes_always_do():
     assert session_alias() == "default"
 
 
+def test_primary_reads_inside_a_replica_block_go_to_the_primary(monkeypatch):
+    """Within a block that chose the replica, ``primary_reads()`` sends its reads to the
+    primary (the holds a dry run respects), and the block's choice returns after it."""
+    monkeypatch.setattr(
+        db_router, "read_source", lambda: db_router.ReadSource("replica", AS_OF, lag_seconds=0.1)
+    )
+    router = db_router.ReplicaRouter()
+    with db_router.replica_reads() as source:
+        assert source.on_replica and router.db_for_read(object) == "replica"
+        with db_router.primary_reads():
+            assert router.db_for_read(object) is None
+            assert db_router.read_connection().alias == "default"
+        assert router.db_for_read(object) == "replica"
+    assert router.db_for_read(object) is None
+
+
 @pytest.mark.django_db
 def test_an_audit_search_answer_says_how_fresh_it_is(client):
     """The API's audit search carries X-Data-Freshness (the primary here: no replica)."""

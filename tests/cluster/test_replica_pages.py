@@ -102,7 +102,7 @@ def test_the_correlation_api_is_served_by_the_replica(cluster):
 
 
 CORRELATE_SCRIPT = """
-import json, sys
+import json
 from audit.selectors import correlation_get
 found = [correlation_get(int(pk)) for pk in {pks!r}]
 print(json.dumps([None if f is None else [f.source.header(), len(f.timeline)] for f in found]))
