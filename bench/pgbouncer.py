@@ -72,7 +72,8 @@ CPU_PARTS = (("web", "server"), ("postgres", "postgres"), ("pgbouncer", "pgbounc
 def tree_cpu(process: subprocess.Popen) -> float:
     """CPU seconds so far of ``process`` and its children (runuser, then pgbouncer)."""
     table = e2e.proc_table()
-    return sum(table[pid]["cpu"] for pid in support.process_tree(process.pid) if pid in table)
+    parents = {pid: info["ppid"] for pid, info in table.items()}
+    return sum(table[pid]["cpu"] for pid in support.process_tree(process.pid, parents))
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
